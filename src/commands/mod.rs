@@ -1,0 +1,5 @@
+//! One module per subcommand; `main.rs` parses arguments and calls these.
+
+pub mod connection;
+pub mod emulator;
+pub mod login;

@@ -1,0 +1,17 @@
+//! rulesforce: Rhai rule scripts that drive Salesforce campaigns from product data.
+
+pub mod commands;
+pub mod config;
+pub mod emulator;
+pub mod salesforce;
+pub mod secret;
+
+/// Exit code for a failed command: 2 for settings and input the user must fix, 1 for
+/// everything else (Salesforce refused, could not be reached, an action failed).
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<salesforce::Error>() {
+        Some(salesforce::Error::Config(_)) => 2,
+        Some(_) => 1,
+        None => 2,
+    }
+}

@@ -1,0 +1,63 @@
+//! The `rulesforce` binary: parse arguments, call the library, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rulesforce::commands::{self, connection::ConnectionArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "rulesforce",
+    version,
+    about = "Rhai rule scripts that drive Salesforce campaigns from product data"
+)]
+struct Cli {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Authenticate with the configured flow and print who you are (never the token).
+    Login(commands::login::LoginArgs),
+    /// Serve a local Salesforce REST emulator on loopback.
+    Emulator(commands::emulator::EmulatorArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Emulator(_) => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_level.into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut stdout = std::io::stdout();
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Login(args) => commands::login::run(&args, &cli.connection, &mut stdout).await,
+            Command::Emulator(args) => commands::emulator::run(args, &mut stdout).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(rulesforce::exit_code(&err))
+        }
+    }
+}
