@@ -23,7 +23,7 @@ enum Command {
     /// Authenticate with the configured flow and print who you are (never the token).
     Login(commands::login::LoginArgs),
     /// Serve a local Salesforce REST emulator on loopback.
-    Emulator(commands::emulator::EmulatorArgs),
+    Emulator(Box<commands::emulator::EmulatorArgs>),
 }
 
 fn main() -> ExitCode {
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Login(args) => commands::login::run(&args, &cli.connection, &mut stdout).await,
-            Command::Emulator(args) => commands::emulator::run(args, &mut stdout).await,
+            Command::Emulator(args) => commands::emulator::run(*args, &mut stdout).await,
         }
     });
     match result {

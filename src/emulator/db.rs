@@ -362,14 +362,14 @@ impl Db {
             )
             .on_fields(&[missing.name]));
         }
-        if object.name == "CampaignMember" {
-            if let Some(status) = fields.get("Status").cloned() {
-                let campaign = text(&self.table(object).expect("table")[&id], "CampaignId")
-                    .unwrap_or_default();
-                let responded =
-                    self.status_responded(&campaign, status.as_str().unwrap_or_default())?;
-                fields.insert("HasResponded".into(), json!(responded));
-            }
+        if object.name == "CampaignMember"
+            && let Some(status) = fields.get("Status").cloned()
+        {
+            let campaign =
+                text(&self.table(object).expect("table")[&id], "CampaignId").unwrap_or_default();
+            let responded =
+                self.status_responded(&campaign, status.as_str().unwrap_or_default())?;
+            fields.insert("HasResponded".into(), json!(responded));
         }
         let now = self.now();
         let record = self

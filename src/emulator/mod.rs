@@ -329,10 +329,8 @@ async fn front_door(State(shared): State<Arc<Shared>>, request: Request, next: N
         Some(refusal) => refusal,
         None => next.run(request).await,
     };
-    if data_api {
-        if let Ok(value) = HeaderValue::from_str(&shared.limit_info()) {
-            response.headers_mut().insert("sforce-limit-info", value);
-        }
+    if data_api && let Ok(value) = HeaderValue::from_str(&shared.limit_info()) {
+        response.headers_mut().insert("sforce-limit-info", value);
     }
     lock(&shared.log).push(LoggedRequest {
         method,

@@ -97,8 +97,10 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
             }
         }
         "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
-            if let Err(refused) = check_jwt(&shared, field("assertion").unwrap_or_default()) {
-                return refused;
+            if let Err((error, description)) =
+                check_jwt(&shared, field("assertion").unwrap_or_default())
+            {
+                return refuse(error, description);
             }
         }
         _ => return refuse("unsupported_grant_type", "grant type not supported"),
@@ -106,27 +108,25 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
     issue_token(&shared)
 }
 
-fn check_jwt(shared: &Shared, assertion: &str) -> Result<(), Response> {
+/// Checks a JWT bearer assertion; a refusal is Salesforce's (error, description).
+fn check_jwt(shared: &Shared, assertion: &str) -> Result<(), (&'static str, &'static str)> {
     let config = &shared.config;
     let Some(public_key) = &config.jwt_public_key else {
-        return Err(refuse(
+        return Err((
             "invalid_grant",
             "the JWT bearer flow is not set up: start the emulator with --jwt-public-key",
         ));
     };
     let key = jsonwebtoken::DecodingKey::from_rsa_pem(public_key.as_bytes()).map_err(|_| {
-        refuse(
+        (
             "invalid_grant",
             "the configured JWT public key is not a PEM RSA key",
         )
     })?;
     let header = jsonwebtoken::decode_header(assertion)
-        .map_err(|_| refuse("invalid_grant", "invalid assertion"))?;
+        .map_err(|_| ("invalid_grant", "invalid assertion"))?;
     if header.alg != jsonwebtoken::Algorithm::RS256 {
-        return Err(refuse(
-            "invalid_grant",
-            "invalid assertion: only RS256 is accepted",
-        ));
+        return Err(("invalid_grant", "invalid assertion: only RS256 is accepted"));
     }
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.set_audience(&[
@@ -145,32 +145,29 @@ fn check_jwt(shared: &Shared, assertion: &str) -> Result<(), Response> {
     let claims = jsonwebtoken::decode::<Claims>(assertion, &key, &validation)
         .map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::InvalidAudience => {
-                refuse("invalid_grant", "audience is invalid")
+                ("invalid_grant", "audience is invalid")
             }
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                refuse("invalid_grant", "expired authorization code")
+                ("invalid_grant", "expired authorization code")
             }
             jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                refuse("invalid_grant", "invalid assertion: bad signature")
+                ("invalid_grant", "invalid assertion: bad signature")
             }
-            _ => refuse("invalid_grant", "invalid assertion"),
+            _ => ("invalid_grant", "invalid assertion"),
         })?
         .claims;
     if claims.iss != config.client_id {
-        return Err(refuse("invalid_client_id", "client identifier invalid"));
+        return Err(("invalid_client_id", "client identifier invalid"));
     }
     if claims.sub != config.username {
-        return Err(refuse(
-            "invalid_grant",
-            "user hasn't approved this consumer",
-        ));
+        return Err(("invalid_grant", "user hasn't approved this consumer"));
     }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
     if claims.exp > now + 300 {
-        return Err(refuse(
+        return Err((
             "invalid_grant",
             "invalid assertion: exp may be at most 3 minutes ahead",
         ));

@@ -333,10 +333,10 @@ impl Authenticator {
     /// already replaced it, that newer session is returned without a second login.
     pub async fn renew(&self, stale: &Session) -> Result<Arc<Session>> {
         let mut current = self.session.lock().await;
-        if let Some(session) = current.as_ref() {
-            if session.generation != stale.generation {
-                return Ok(session.clone());
-            }
+        if let Some(session) = current.as_ref()
+            && session.generation != stale.generation
+        {
+            return Ok(session.clone());
         }
         if self.flow() == AuthFlow::Token {
             return Err(Error::SessionExpired(

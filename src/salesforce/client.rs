@@ -345,10 +345,10 @@ fn is_expired_session(err: &Error) -> bool {
 /// Salesforce's error array, or a stand-in for bodies that are not one (a proxy's HTML
 /// page, a 300 from an upsert that matched several records).
 fn api_errors(status: u16, body: Value) -> Vec<ApiError> {
-    if let Ok(errors) = serde_json::from_value::<Vec<ApiError>>(body.clone()) {
-        if !errors.is_empty() {
-            return errors;
-        }
+    if let Ok(errors) = serde_json::from_value::<Vec<ApiError>>(body.clone())
+        && !errors.is_empty()
+    {
+        return errors;
     }
     let (code, message) = match (status, &body) {
         (300, Value::Array(urls)) => (
