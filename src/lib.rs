@@ -1,10 +1,16 @@
 //! rulesforce: Rhai rule scripts that drive Salesforce campaigns from product data.
 
+pub mod actions;
 pub mod commands;
 pub mod config;
+pub mod counters;
+pub mod dispatch;
 pub mod emulator;
+pub mod rules;
 pub mod salesforce;
+pub mod script;
 pub mod secret;
+pub mod template;
 
 /// Exit code for a failed command: 2 for settings and input the user must fix, 1 for
 /// everything else (Salesforce refused, could not be reached, an action failed).

@@ -20,6 +20,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run rules once over a file of events (JSON lines), then deliver their actions.
+    Run(commands::run::RunArgs),
+    /// Compile rules and report every error as file:line:col; no network.
+    Check(commands::check::CheckArgs),
     /// Authenticate with the configured flow and print who you are (never the token).
     Login(commands::login::LoginArgs),
     /// Serve a local Salesforce REST emulator on loopback.
@@ -49,12 +53,28 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout();
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Login(args) => commands::login::run(&args, &cli.connection, &mut stdout).await,
-            Command::Emulator(args) => commands::emulator::run(*args, &mut stdout).await,
+            Command::Run(args) => {
+                commands::run::run(
+                    args,
+                    &cli.connection,
+                    &mut stdout,
+                    Box::new(std::io::stderr()),
+                )
+                .await
+            }
+            Command::Check(args) => {
+                commands::check::run(&args, &mut stdout, &mut std::io::stderr())
+            }
+            Command::Login(args) => commands::login::run(&args, &cli.connection, &mut stdout)
+                .await
+                .map(|()| 0),
+            Command::Emulator(args) => commands::emulator::run(*args, &mut stdout)
+                .await
+                .map(|()| 0),
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(rulesforce::exit_code(&err))

@@ -1,5 +1,7 @@
 //! One module per subcommand; `main.rs` parses arguments and calls these.
 
+pub mod check;
 pub mod connection;
 pub mod emulator;
 pub mod login;
+pub mod run;

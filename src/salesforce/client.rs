@@ -93,10 +93,12 @@ pub struct Client {
 
 struct Inner {
     http: reqwest::Client,
-    auth: Authenticator,
+    auth: Arc<Authenticator>,
     api_version: String,
     retry: RetryPolicy,
     usage: Mutex<Option<ApiUsage>>,
+    /// In dry-run mode, writes are recorded here instead of sent.
+    held_writes: Option<Arc<Mutex<Vec<ApiRequest>>>>,
 }
 
 impl Client {
@@ -123,13 +125,34 @@ impl Client {
             .map_err(Error::transport)?;
         Ok(Client {
             inner: Arc::new(Inner {
-                auth: Authenticator::new(http.clone(), credentials),
+                auth: Arc::new(Authenticator::new(http.clone(), credentials)),
                 http,
                 api_version: version.to_string(),
                 retry,
                 usage: Mutex::new(None),
+                held_writes: None,
             }),
         })
+    }
+
+    /// A client on the same session that sends reads but holds every write back:
+    /// each write is recorded in `held` and answered as if it succeeded, so callers run
+    /// their normal path and `--dry-run` can print exactly what would have been sent.
+    pub fn dry_run(&self, held: Arc<Mutex<Vec<ApiRequest>>>) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                auth: self.inner.auth.clone(),
+                api_version: self.inner.api_version.clone(),
+                retry: self.inner.retry.clone(),
+                usage: Mutex::new(self.api_usage()),
+                held_writes: Some(held),
+            }),
+        }
+    }
+
+    pub fn is_dry_run(&self) -> bool {
+        self.inner.held_writes.is_some()
     }
 
     pub fn api_version(&self) -> &str {
@@ -163,6 +186,17 @@ impl Client {
     /// Sends one request, retrying what can be retried and logging in again once if the
     /// session expired. A non-2xx answer is an [`Error::Api`].
     pub async fn send(&self, request: &ApiRequest) -> Result<ApiResponse> {
+        if let Some(held) = self
+            .inner
+            .held_writes
+            .as_ref()
+            .filter(|_| request.is_write())
+        {
+            held.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(request.clone());
+            return Ok(simulated_success(request));
+        }
         let started = Instant::now();
         let mut session = self.session().await?;
         let mut renewed = false;
@@ -332,6 +366,39 @@ impl std::fmt::Debug for Client {
             .field("flow", &self.flow().name())
             .field("api_version", &self.inner.api_version)
             .finish_non_exhaustive()
+    }
+}
+
+/// The answer a held-back write gets: success, with placeholder ids, shaped like the
+/// real answer (one result per record for collections).
+fn simulated_success(request: &ApiRequest) -> ApiResponse {
+    const PLACEHOLDER_ID: &str = "000000000000000AAA";
+    let saved =
+        serde_json::json!({"id": PLACEHOLDER_ID, "success": true, "errors": [], "created": true});
+    let records = match (
+        &request.body,
+        request.path.starts_with("composite/sobjects"),
+    ) {
+        (Some(body), true) => body.get("records").and_then(Value::as_array).map(Vec::len),
+        (None, true) => request
+            .path
+            .split_once("ids=")
+            .map(|(_, ids)| ids.split("%2C").count()),
+        _ => None,
+    };
+    match records {
+        Some(n) => ApiResponse {
+            status: 200,
+            body: Value::Array(vec![saved; n]),
+        },
+        None if request.method == reqwest::Method::POST => ApiResponse {
+            status: 201,
+            body: saved,
+        },
+        None => ApiResponse {
+            status: 204,
+            body: Value::Null,
+        },
     }
 }
 

@@ -1,0 +1,253 @@
+//! A rule set: every rule compiled once and its top level run once, then each event
+//! handed to each rule's `on_event` without running the top level again.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Module, Scope};
+
+use crate::actions::Action;
+use crate::script::engine::{self, OUT_OF_TIME};
+use crate::script::{Deadline, Frame, Host, Limits, ScriptError};
+
+pub struct Rule {
+    pub name: String,
+    pub path: PathBuf,
+    /// `fn __call(event) { rule_N::on_event(event) }`: the rule's own AST is evaluated
+    /// once into a module registered as `rule_N`, whose functions keep their imports.
+    call: AST,
+}
+
+pub struct RuleSet {
+    engine: Engine,
+    deadline: Arc<Deadline>,
+    pub rules: Vec<Rule>,
+}
+
+/// What one rule made of one event.
+pub struct Evaluation<'a> {
+    pub rule: &'a Rule,
+    pub result: Result<Vec<Action>, ScriptError>,
+}
+
+/// Every `.rhai` file named, or directly inside a folder named, in a stable order.
+pub fn script_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|ext| ext == "rhai") && p.is_file())
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else if path.is_file() {
+            files.push(path.clone());
+        } else {
+            return Err(format!("{}: no such file or folder", path.display()));
+        }
+    }
+    if files.is_empty() {
+        return Err(format!(
+            "no .rhai files in {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(files)
+}
+
+/// A compiled file: a rule when it defines `fn on_event(event)`, else a module.
+struct Compiled {
+    path: PathBuf,
+    ast: AST,
+    is_rule: bool,
+    name: String,
+}
+
+fn compile(engine: &Engine, path: &Path) -> Result<Compiled, ScriptError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ScriptError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: e.to_string(),
+        source_line: None,
+    })?;
+    let mut ast = engine
+        .compile(&text)
+        .map_err(|e| ScriptError::from_parse(path, &e))?;
+    ast.set_source(path.display().to_string());
+    let is_rule = ast
+        .iter_functions()
+        .any(|f| f.name == "on_event" && f.params.len() == 1);
+    let name = ast
+        .iter_literal_variables(true, false)
+        .find(|(var, _, _)| *var == "NAME")
+        .and_then(|(_, _, value)| value.into_immutable_string().ok())
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| {
+            path.file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        });
+    Ok(Compiled {
+        path: path.to_path_buf(),
+        ast,
+        is_rule,
+        name,
+    })
+}
+
+fn describe(err: &EvalAltResult, deadline: &Deadline, rule: &str) -> Option<String> {
+    match err {
+        EvalAltResult::ErrorTerminated(token, _) if token.to_string() == OUT_OF_TIME => {
+            Some(format!(
+                "rule '{rule}' ran past its time budget of {} ms and was stopped",
+                deadline.budget().as_millis()
+            ))
+        }
+        EvalAltResult::ErrorTooManyOperations(_) => Some(format!(
+            "rule '{rule}' ran past its operation limit and was stopped"
+        )),
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => describe(inner, deadline, rule),
+        _ => None,
+    }
+}
+
+fn script_error(path: &Path, err: &EvalAltResult, deadline: &Deadline, rule: &str) -> ScriptError {
+    let mut error = ScriptError::from_eval(path, err);
+    if let Some(message) = describe(err, deadline, rule) {
+        error.message = message;
+    }
+    error
+}
+
+impl RuleSet {
+    /// Compiles every file and runs each rule's top level once. Returns every error, not
+    /// only the first.
+    pub fn load(paths: &[PathBuf], limits: &Limits) -> Result<RuleSet, Vec<ScriptError>> {
+        let files = script_files(paths).map_err(|message| {
+            vec![ScriptError {
+                file: PathBuf::new(),
+                line: 0,
+                column: 0,
+                message,
+                source_line: None,
+            }]
+        })?;
+        let (mut engine, deadline) = engine::build(limits);
+        let mut errors = Vec::new();
+        let compiled: Vec<Compiled> = files
+            .iter()
+            .filter_map(|path| compile(&engine, path).map_err(|e| errors.push(e)).ok())
+            .collect();
+        let mut rules = Vec::new();
+        for (index, file) in compiled.into_iter().filter(|c| c.is_rule).enumerate() {
+            deadline.arm();
+            let module = Module::eval_ast_as_new(Scope::new(), &file.ast, &engine);
+            deadline.disarm();
+            let module = match module {
+                Ok(module) => module,
+                Err(err) => {
+                    errors.push(script_error(&file.path, &err, &deadline, &file.name));
+                    continue;
+                }
+            };
+            let alias = format!("rule_{index}");
+            engine.register_static_module(alias.as_str(), module.into());
+            let call = engine
+                .compile(format!("fn __call(event) {{ {alias}::on_event(event) }}"))
+                .expect("the call stub compiles");
+            rules.push(Rule {
+                name: file.name,
+                path: file.path,
+                call,
+            });
+        }
+        if rules.is_empty() && errors.is_empty() {
+            errors.push(ScriptError {
+                file: paths.first().cloned().unwrap_or_default(),
+                line: 0,
+                column: 0,
+                message: "no rules: a rule is a .rhai file that defines fn on_event(event)".into(),
+                source_line: None,
+            });
+        }
+        if errors.is_empty() {
+            Ok(RuleSet {
+                engine,
+                deadline,
+                rules,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Compiles every file without running anything, as `rulesforce check` does: syntax,
+    /// and for rules the presence of `on_event`.
+    pub fn check(paths: &[PathBuf]) -> Result<usize, Vec<ScriptError>> {
+        let files = script_files(paths).map_err(|message| {
+            vec![ScriptError {
+                file: PathBuf::new(),
+                line: 0,
+                column: 0,
+                message,
+                source_line: None,
+            }]
+        })?;
+        let (engine, _) = engine::build(&Limits::default());
+        let mut errors = Vec::new();
+        let mut rules = 0;
+        for path in &files {
+            match compile(&engine, path) {
+                Ok(compiled) => rules += usize::from(compiled.is_rule),
+                Err(err) => errors.push(err),
+            }
+        }
+        if errors.is_empty() {
+            Ok(rules)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Runs every rule on one event. A rule that fails on it queues nothing for it.
+    pub fn evaluate(
+        &self,
+        host: &Arc<Host>,
+        event: &Dynamic,
+        event_ref: &str,
+    ) -> Vec<Evaluation<'_>> {
+        self.rules
+            .iter()
+            .map(|rule| {
+                let frame = Frame::new(host.clone(), &rule.name, event_ref);
+                let options = CallFnOptions::new()
+                    .eval_ast(false)
+                    .rewind_scope(true)
+                    .with_tag(Dynamic::from(frame.clone()));
+                self.deadline.arm();
+                let outcome = self.engine.call_fn_with_options::<Dynamic>(
+                    options,
+                    &mut Scope::new(),
+                    &rule.call,
+                    "__call",
+                    (event.clone(),),
+                );
+                self.deadline.disarm();
+                let result = match outcome {
+                    Ok(_) => Ok(frame.take_actions()),
+                    Err(err) => Err(script_error(&rule.path, &err, &self.deadline, &rule.name)),
+                };
+                Evaluation { rule, result }
+            })
+            .collect()
+    }
+}

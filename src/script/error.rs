@@ -1,0 +1,97 @@
+//! Script errors as people read them: `file:line:col: message`, then the line and a caret.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rhai::{EvalAltResult, ParseError, Position};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    /// The offending line, for the caret display.
+    pub source_line: Option<String>,
+}
+
+impl ScriptError {
+    pub fn new(file: &Path, position: Position, message: impl Into<String>) -> ScriptError {
+        let (line, column) = (
+            position.line().unwrap_or(0),
+            position.position().unwrap_or(0),
+        );
+        let source_line = (line > 0)
+            .then(|| std::fs::read_to_string(file).ok())
+            .flatten()
+            .and_then(|text| text.lines().nth(line - 1).map(str::to_owned));
+        ScriptError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+            source_line,
+        }
+    }
+
+    pub fn from_parse(file: &Path, err: &ParseError) -> ScriptError {
+        ScriptError::new(file, err.position(), err.err_type().to_string())
+    }
+
+    /// Finds the innermost position of a runtime error, and the file it is in (errors
+    /// inside functions and modules are nested).
+    pub fn from_eval(file: &Path, err: &EvalAltResult) -> ScriptError {
+        let mut file = file.to_path_buf();
+        let mut current = err;
+        let mut position = err.position();
+        loop {
+            match current {
+                EvalAltResult::ErrorInFunctionCall(_, source, inner, pos)
+                | EvalAltResult::ErrorInModule(source, inner, pos) => {
+                    if !source.is_empty() {
+                        file = PathBuf::from(source);
+                    }
+                    if !pos.is_none() {
+                        position = *pos;
+                    }
+                    if inner.position().is_none()
+                        && !matches!(**inner, EvalAltResult::ErrorInFunctionCall(..))
+                    {
+                        current = inner;
+                        break;
+                    }
+                    current = inner;
+                    position = current.position();
+                }
+                _ => break,
+            }
+        }
+        // Rhai's message ends with " (line L, position C)"; the position is given apart.
+        let message = current.to_string();
+        let message = match message.rfind(" (line ") {
+            Some(at) if message.ends_with(')') => message[..at].to_string(),
+            _ => message,
+        };
+        ScriptError::new(&file, position, message)
+    }
+}
+
+impl fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )?;
+        if let Some(line) = &self.source_line {
+            let caret = " ".repeat(self.column.saturating_sub(1));
+            write!(f, "\n  {line}\n  {caret}^")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ScriptError {}
