@@ -17,6 +17,8 @@ pub struct Faults {
     pub lock_next: u32,
     /// Delay every request by this much.
     pub latency_ms: u64,
+    /// Expire every session after this many more data API requests (a 401 mid-run).
+    pub expire_after: Option<u32>,
 }
 
 /// A change to the faults, as the control endpoint takes it: only the named ones change.
@@ -28,6 +30,7 @@ pub struct FaultUpdate {
     pub retry_after: Option<u64>,
     pub lock_next: Option<u32>,
     pub latency_ms: Option<u64>,
+    pub expire_after: Option<u32>,
     /// Invalidate every access token now, as an expired session would.
     #[serde(default)]
     pub expire_sessions: bool,
@@ -51,6 +54,9 @@ impl Faults {
         }
         if let Some(ms) = update.latency_ms {
             self.latency_ms = ms;
+        }
+        if update.expire_after.is_some() {
+            self.expire_after = update.expire_after;
         }
     }
 }

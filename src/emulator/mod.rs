@@ -386,6 +386,17 @@ async fn gate(shared: &Shared, path: &str, bearer: Option<&str>) -> Option<Respo
             return Some(response);
         }
     }
+    if data_api {
+        let mut faults = lock(&shared.faults);
+        match faults.expire_after {
+            Some(0) => {
+                faults.expire_after = None;
+                lock(&shared.sessions).clear();
+            }
+            Some(left) => faults.expire_after = Some(left - 1),
+            None => {}
+        }
+    }
     let needs_session =
         data_api || route == "/services/oauth2/userinfo" || route.starts_with("/id/");
     if needs_session {

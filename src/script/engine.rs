@@ -25,7 +25,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_operations: 5_000_000,
+            // High enough that the wall-clock budget is what stops a busy loop.
+            max_operations: 100_000_000,
             max_call_levels: 48,
             max_expr_depth: 64,
             max_string_size: 1 << 20,

@@ -44,27 +44,18 @@ impl ScriptError {
         let mut file = file.to_path_buf();
         let mut current = err;
         let mut position = err.position();
-        loop {
-            match current {
-                EvalAltResult::ErrorInFunctionCall(_, source, inner, pos)
-                | EvalAltResult::ErrorInModule(source, inner, pos) => {
-                    if !source.is_empty() {
-                        file = PathBuf::from(source);
-                    }
-                    if !pos.is_none() {
-                        position = *pos;
-                    }
-                    if inner.position().is_none()
-                        && !matches!(**inner, EvalAltResult::ErrorInFunctionCall(..))
-                    {
-                        current = inner;
-                        break;
-                    }
-                    current = inner;
-                    position = current.position();
-                }
-                _ => break,
+        while let EvalAltResult::ErrorInFunctionCall(_, source, inner, pos)
+        | EvalAltResult::ErrorInModule(source, inner, pos) = current
+        {
+            if !source.is_empty() {
+                file = PathBuf::from(source.as_str());
             }
+            position = if inner.position().is_none() {
+                *pos
+            } else {
+                inner.position()
+            };
+            current = inner;
         }
         // Rhai's message ends with " (line L, position C)"; the position is given apart.
         let message = current.to_string();
@@ -78,6 +69,9 @@ impl ScriptError {
 
 impl fmt::Display for ScriptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            return write!(f, "{}: {}", self.file.display(), self.message);
+        }
         write!(
             f,
             "{}:{}:{}: {}",

@@ -20,7 +20,8 @@ pub struct RuleModules {
 }
 
 fn refuse(path: &str, why: &str, pos: Position) -> Box<EvalAltResult> {
-    EvalAltResult::ErrorModuleNotFound(format!("{path} ({why})"), pos).into()
+    // Not ErrorModuleNotFound: Rhai replaces that one's text with the bare path.
+    EvalAltResult::ErrorRuntime(format!("import \"{path}\" refused: {why}").into(), pos).into()
 }
 
 /// A module name: letters, digits, `_`, `-` and `/` between them; no `..`, no root.
