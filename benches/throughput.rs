@@ -26,8 +26,13 @@ const CONDITION_ONLY: &str = r#"fn on_event(event) {
 }"#;
 
 fn event(i: usize) -> Value {
-    let people = ["ada@example.com", "grace@example.com", "alan@example.com", "katherine@example.com"];
-    json!({"type": if i % 3 == 0 { "feature_used" } else { "page_view" }, "plan": if i % 2 == 0 { "trial" } else { "pro" },
+    let people = [
+        "ada@example.com",
+        "grace@example.com",
+        "alan@example.com",
+        "katherine@example.com",
+    ];
+    json!({"type": if i.is_multiple_of(3) { "feature_used" } else { "page_view" }, "plan": if i.is_multiple_of(2) { "trial" } else { "pro" },
            "email": people[i % people.len()], "feature": "dashboards", "ts": "2026-12-01T09:00:00Z"})
 }
 
@@ -54,7 +59,12 @@ fn main() {
     };
     let started = Instant::now();
     let code = runtime
-        .block_on(run(args, &ConnectionArgs::default(), &mut std::io::sink(), Box::new(std::io::sink())))
+        .block_on(run(
+            args,
+            &ConnectionArgs::default(),
+            &mut std::io::sink(),
+            Box::new(std::io::sink()),
+        ))
         .unwrap();
     let elapsed = started.elapsed();
     assert_eq!(code, 0);
@@ -68,9 +78,16 @@ fn main() {
     let condition = dir.path().join("condition.rhai");
     std::fs::write(&condition, CONDITION_ONLY).unwrap();
     let rules = RuleSet::load(&[PathBuf::from(&condition)], &Limits::default()).unwrap();
-    let host = Host::new(None, runtime.handle().clone(), Arc::new(MemoryCounters::default()));
+    let host = Host::new(
+        None,
+        runtime.handle().clone(),
+        Arc::new(MemoryCounters::default()),
+    );
     let samples: Vec<Value> = (0..1000).map(event).collect();
-    let dynamics: Vec<rhai::Dynamic> = samples.iter().map(|e| rhai::serde::to_dynamic(e).unwrap()).collect();
+    let dynamics: Vec<rhai::Dynamic> = samples
+        .iter()
+        .map(|e| rhai::serde::to_dynamic(e).unwrap())
+        .collect();
     let calls = 200_000;
     let started = Instant::now();
     for i in 0..calls {
@@ -84,5 +101,7 @@ fn main() {
         black_box(closure(black_box(&samples[i % samples.len()])));
     }
     let per_closure = started.elapsed().as_nanos() as f64 / rounds as f64;
-    println!("on_event call (condition only): {per_call:.0} ns; same condition as a Rust closure: {per_closure:.1} ns");
+    println!(
+        "on_event call (condition only): {per_call:.0} ns; same condition as a Rust closure: {per_closure:.1} ns"
+    );
 }

@@ -70,13 +70,8 @@ struct Compiled {
 }
 
 fn compile(engine: &Engine, path: &Path) -> Result<Compiled, ScriptError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ScriptError {
-        file: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        message: e.to_string(),
-        source_line: None,
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ScriptError::without_position(path, e.to_string()))?;
     let mut ast = engine
         .compile(&text)
         .map_err(|e| ScriptError::from_parse(path, &e))?;
@@ -132,15 +127,8 @@ impl RuleSet {
     /// Compiles every file and runs each rule's top level once. Returns every error, not
     /// only the first.
     pub fn load(paths: &[PathBuf], limits: &Limits) -> Result<RuleSet, Vec<ScriptError>> {
-        let files = script_files(paths).map_err(|message| {
-            vec![ScriptError {
-                file: PathBuf::new(),
-                line: 0,
-                column: 0,
-                message,
-                source_line: None,
-            }]
-        })?;
+        let files = script_files(paths)
+            .map_err(|message| vec![ScriptError::without_position(Path::new(""), message)])?;
         let (mut engine, deadline) = engine::build(limits);
         let mut errors = Vec::new();
         let compiled: Vec<Compiled> = files
@@ -171,13 +159,10 @@ impl RuleSet {
             });
         }
         if rules.is_empty() && errors.is_empty() {
-            errors.push(ScriptError {
-                file: paths.first().cloned().unwrap_or_default(),
-                line: 0,
-                column: 0,
-                message: "no rules: a rule is a .rhai file that defines fn on_event(event)".into(),
-                source_line: None,
-            });
+            errors.push(ScriptError::without_position(
+                paths.first().map_or(Path::new(""), |p| p.as_path()),
+                "no rules: a rule is a .rhai file that defines fn on_event(event)",
+            ));
         }
         if errors.is_empty() {
             Ok(RuleSet {
@@ -193,15 +178,8 @@ impl RuleSet {
     /// Compiles every file without running anything, as `rulesforce check` does: syntax,
     /// and for rules the presence of `on_event`.
     pub fn check(paths: &[PathBuf]) -> Result<usize, Vec<ScriptError>> {
-        let files = script_files(paths).map_err(|message| {
-            vec![ScriptError {
-                file: PathBuf::new(),
-                line: 0,
-                column: 0,
-                message,
-                source_line: None,
-            }]
-        })?;
+        let files = script_files(paths)
+            .map_err(|message| vec![ScriptError::without_position(Path::new(""), message)])?;
         let (engine, _) = engine::build(&Limits::default());
         let mut errors = Vec::new();
         let mut rules = 0;

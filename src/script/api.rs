@@ -69,6 +69,15 @@ fn sf_error(function: &str, err: impl std::fmt::Display) -> Box<EvalAltResult> {
 }
 
 const CAMPAIGN: &[&str] = &["701"];
+
+fn campaign_id(function: &str, value: &Dynamic) -> Result<crate::salesforce::SfId> {
+    Ok(expect_id(
+        function,
+        "the campaign",
+        &text(function, "the campaign id", value)?,
+        CAMPAIGN,
+    )?)
+}
 const PERSON: &[&str] = &["00Q", "003"];
 const MEMBER: &[&str] = &["00Q", "003", "00v"];
 
@@ -133,12 +142,7 @@ fn add_to_campaign(
     status: &Dynamic,
 ) -> Result<()> {
     let f = "add_to_campaign";
-    let campaign = expect_id(
-        f,
-        "the campaign",
-        &text(f, "the campaign id", campaign)?,
-        CAMPAIGN,
-    )?;
+    let campaign = campaign_id(f, campaign)?;
     let person = expect_id(f, "the member", &text(f, "the member id", member)?, PERSON)?;
     let status = text(f, "the status", status)?;
     queue(
@@ -161,12 +165,7 @@ fn add_by_email(
     status: &Dynamic,
 ) -> Result<()> {
     let f = "add_to_campaign_by_email";
-    let campaign = expect_id(
-        f,
-        "the campaign",
-        &text(f, "the campaign id", campaign)?,
-        CAMPAIGN,
-    )?;
+    let campaign = campaign_id(f, campaign)?;
     let email = text(f, "the email", email)?;
     if !email.contains('@') {
         return fail(format!("{f}: '{email}' is not an email address"));
@@ -192,12 +191,7 @@ fn set_member_status(
     status: &Dynamic,
 ) -> Result<()> {
     let f = "set_member_status";
-    let campaign = expect_id(
-        f,
-        "the campaign",
-        &text(f, "the campaign id", campaign)?,
-        CAMPAIGN,
-    )?;
+    let campaign = campaign_id(f, campaign)?;
     let member = expect_id(f, "the member", &text(f, "the member id", member)?, MEMBER)?;
     let status = text(f, "the status", status)?;
     queue(
@@ -219,12 +213,7 @@ fn remove_from_campaign(
     member: &Dynamic,
 ) -> Result<()> {
     let f = "remove_from_campaign";
-    let campaign = expect_id(
-        f,
-        "the campaign",
-        &text(f, "the campaign id", campaign)?,
-        CAMPAIGN,
-    )?;
+    let campaign = campaign_id(f, campaign)?;
     let member = expect_id(f, "the member", &text(f, "the member id", member)?, MEMBER)?;
     queue(
         frame,

@@ -34,6 +34,17 @@ impl ScriptError {
         }
     }
 
+    /// An error about a whole file (or the command line), with no position in it.
+    pub fn without_position(file: &Path, message: impl Into<String>) -> ScriptError {
+        ScriptError {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+            source_line: None,
+        }
+    }
+
     pub fn from_parse(file: &Path, err: &ParseError) -> ScriptError {
         ScriptError::new(file, err.position(), err.err_type().to_string())
     }
