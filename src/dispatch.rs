@@ -39,11 +39,35 @@ fn group_of(operation: &Operation) -> Group {
     }
 }
 
-/// A whole-call failure as each of its actions reports it.
+/// A whole-call failure as each of its actions reports it: Salesforce's code when it
+/// answered, else a code of ours that says what kind of failure it was.
 fn call_failed(err: &Error) -> ApiError {
-    ApiError::new(
-        err.error_code().unwrap_or("REQUEST_FAILED"),
-        err.to_string(),
+    let code = err.error_code().unwrap_or(match err {
+        Error::Transport(_) => "TRANSPORT_ERROR",
+        Error::Auth { .. } => "LOGIN_FAILED",
+        Error::SessionExpired(_) => "INVALID_SESSION_ID",
+        Error::Decode(_) => "BAD_RESPONSE",
+        Error::Config(_) => "CONFIG_ERROR",
+        Error::RetriesExhausted { last, .. } if matches!(**last, Error::Transport(_)) => {
+            "TRANSPORT_ERROR"
+        }
+        Error::Api { .. } | Error::RetriesExhausted { .. } => "REQUEST_FAILED",
+    });
+    ApiError::new(code, err.to_string())
+}
+
+/// Failures that may pass if the action is sent again later.
+pub fn is_transient(error: &ApiError) -> bool {
+    matches!(
+        error.error_code.as_str(),
+        "SERVER_UNAVAILABLE"
+            | "UNABLE_TO_LOCK_ROW"
+            | "REQUEST_LIMIT_EXCEEDED"
+            | "TRANSPORT_ERROR"
+            | "LOGIN_FAILED"
+            | "INVALID_SESSION_ID"
+            | "BAD_RESPONSE"
+            | "HTTP_ERROR"
     )
 }
 

@@ -4,12 +4,14 @@ pub mod actions;
 pub mod commands;
 pub mod config;
 pub mod counters;
+pub mod daemon;
 pub mod dispatch;
 pub mod emulator;
 pub mod rules;
 pub mod salesforce;
 pub mod script;
 pub mod secret;
+pub mod store;
 pub mod template;
 
 /// Exit code for a failed command: 2 for settings and input the user must fix, 1 for

@@ -14,8 +14,17 @@ use rulesforce::commands::{self, connection::ConnectionArgs};
 struct Cli {
     #[command(flatten)]
     connection: ConnectionArgs,
+    /// Log lines as text, or as JSON for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -24,6 +33,10 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Compile rules and report every error as file:line:col; no network.
     Check(commands::check::CheckArgs),
+    /// The daemon: load rules from DIR, reload on change, take events over HTTP, deliver.
+    Watch(commands::watch::WatchArgs),
+    /// Show what a running daemon says about itself.
+    Status(commands::status::StatusArgs),
     /// Authenticate with the configured flow and print who you are (never the token).
     Login(commands::login::LoginArgs),
     /// Serve a local Salesforce REST emulator on loopback.
@@ -33,16 +46,18 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Emulator(_) => "info",
+        Command::Emulator(_) | Command::Watch(_) => "info",
         _ => "warn",
     };
-    tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_level.into());
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_level.into()),
-        )
-        .init();
+        .with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -62,6 +77,8 @@ fn main() -> ExitCode {
                 )
                 .await
             }
+            Command::Watch(args) => commands::watch::run(args, &cli.connection, &mut stdout).await,
+            Command::Status(args) => commands::status::run(&args, &mut stdout).await,
             Command::Check(args) => {
                 commands::check::run(&args, &mut stdout, &mut std::io::stderr())
             }

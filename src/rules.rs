@@ -61,6 +61,26 @@ pub fn script_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
+/// A script file's path and text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// Reads every script file `script_files` finds.
+pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, ScriptError> {
+    let files = script_files(paths)
+        .map_err(|message| ScriptError::without_position(Path::new(""), message))?;
+    files
+        .into_iter()
+        .map(|path| match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Source { path, text }),
+            Err(e) => Err(ScriptError::without_position(&path, e.to_string())),
+        })
+        .collect()
+}
+
 /// A compiled file: a rule when it defines `fn on_event(event)`, else a module.
 struct Compiled {
     path: PathBuf,
@@ -69,11 +89,9 @@ struct Compiled {
     name: String,
 }
 
-fn compile(engine: &Engine, path: &Path) -> Result<Compiled, ScriptError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ScriptError::without_position(path, e.to_string()))?;
+fn compile(engine: &Engine, path: &Path, text: &str) -> Result<Compiled, ScriptError> {
     let mut ast = engine
-        .compile(&text)
+        .compile(text)
         .map_err(|e| ScriptError::from_parse(path, &e))?;
     ast.set_source(path.display().to_string());
     let is_rule = ast
@@ -127,13 +145,33 @@ impl RuleSet {
     /// Compiles every file and runs each rule's top level once. Returns every error, not
     /// only the first.
     pub fn load(paths: &[PathBuf], limits: &Limits) -> Result<RuleSet, Vec<ScriptError>> {
-        let files = script_files(paths)
-            .map_err(|message| vec![ScriptError::without_position(Path::new(""), message)])?;
+        let sources = read_sources(paths).map_err(|e| vec![e])?;
+        let (rules, mut errors) = RuleSet::build(&sources, limits);
+        if rules.rules.is_empty() && errors.is_empty() {
+            errors.push(ScriptError::without_position(
+                paths.first().map_or(Path::new(""), |p| p.as_path()),
+                "no rules: a rule is a .rhai file that defines fn on_event(event)",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(rules)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Builds a rule set from every source that compiles and loads; the errors of the
+    /// others come back beside it (the daemon keeps serving the good ones).
+    pub fn build(sources: &[Source], limits: &Limits) -> (RuleSet, Vec<ScriptError>) {
         let (mut engine, deadline) = engine::build(limits);
         let mut errors = Vec::new();
-        let compiled: Vec<Compiled> = files
+        let compiled: Vec<Compiled> = sources
             .iter()
-            .filter_map(|path| compile(&engine, path).map_err(|e| errors.push(e)).ok())
+            .filter_map(|source| {
+                compile(&engine, &source.path, &source.text)
+                    .map_err(|e| errors.push(e))
+                    .ok()
+            })
             .collect();
         let mut rules = Vec::new();
         for (index, file) in compiled.into_iter().filter(|c| c.is_rule).enumerate() {
@@ -158,33 +196,25 @@ impl RuleSet {
                 call,
             });
         }
-        if rules.is_empty() && errors.is_empty() {
-            errors.push(ScriptError::without_position(
-                paths.first().map_or(Path::new(""), |p| p.as_path()),
-                "no rules: a rule is a .rhai file that defines fn on_event(event)",
-            ));
-        }
-        if errors.is_empty() {
-            Ok(RuleSet {
+        (
+            RuleSet {
                 engine,
                 deadline,
                 rules,
-            })
-        } else {
-            Err(errors)
-        }
+            },
+            errors,
+        )
     }
 
     /// Compiles every file without running anything, as `rulesforce check` does: syntax,
     /// and for rules the presence of `on_event`.
     pub fn check(paths: &[PathBuf]) -> Result<usize, Vec<ScriptError>> {
-        let files = script_files(paths)
-            .map_err(|message| vec![ScriptError::without_position(Path::new(""), message)])?;
+        let sources = read_sources(paths).map_err(|e| vec![e])?;
         let (engine, _) = engine::build(&Limits::default());
         let mut errors = Vec::new();
         let mut rules = 0;
-        for path in &files {
-            match compile(&engine, path) {
+        for source in &sources {
+            match compile(&engine, &source.path, &source.text) {
                 Ok(compiled) => rules += usize::from(compiled.is_rule),
                 Err(err) => errors.push(err),
             }

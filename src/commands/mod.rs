@@ -5,3 +5,5 @@ pub mod connection;
 pub mod emulator;
 pub mod login;
 pub mod run;
+pub mod status;
+pub mod watch;
