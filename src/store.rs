@@ -146,20 +146,19 @@ pub fn unprocessed(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<(i64
     rows.collect()
 }
 
-/// A sighting for `once`/`count`, written with the event's actions.
+/// A sighting for `once`/`count`, written with the actions of the events that made it.
 #[derive(Debug, Clone)]
 pub struct Sighting {
     pub key: String,
     pub at: i64,
 }
 
-/// Marks an event processed, with its actions and its sightings, in one transaction: a
-/// crash leaves the event unprocessed and nothing of it written, so it is simply
-/// evaluated again.
-pub fn commit_event(
+/// Marks events processed, with their actions and the sightings made while
+/// evaluating them, in one transaction: a crash leaves the events unprocessed and
+/// nothing of them written, so they are simply evaluated again.
+pub fn commit_events(
     conn: &mut Connection,
-    event_id: i64,
-    actions: &[Action],
+    events: &[(i64, Vec<Action>)],
     sightings: &[Sighting],
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
@@ -168,15 +167,18 @@ pub fn commit_event(
         let mut insert = tx.prepare_cached(
             "INSERT OR IGNORE INTO outbox (key, event_id, rule, action, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
         )?;
-        for action in actions {
-            let payload = serde_json::to_string(action).expect("actions serialise");
-            insert.execute(params![action.key, event_id, action.rule, payload, now])?;
+        let mut processed = tx.prepare_cached("UPDATE events SET processed = 1 WHERE id = ?1")?;
+        for (event_id, actions) in events {
+            for action in actions {
+                let payload = serde_json::to_string(action).expect("actions serialise");
+                insert.execute(params![action.key, event_id, action.rule, payload, now])?;
+            }
+            processed.execute([event_id])?;
         }
         let mut sight = tx.prepare_cached("INSERT INTO sightings (key, at) VALUES (?1, ?2)")?;
         for s in sightings {
             sight.execute(params![s.key, s.at])?;
         }
-        tx.execute("UPDATE events SET processed = 1 WHERE id = ?1", [event_id])?;
     }
     tx.commit()
 }
@@ -337,8 +339,8 @@ pub fn counts(conn: &Connection) -> rusqlite::Result<(Vec<(String, i64)>, i64)> 
 }
 
 /// `once`/`count` backed by the store. Sightings made while an event is evaluated are
-/// held in memory and written by [`commit_event`] with the event's actions, so a crash
-/// mid-event leaves no trace of it and re-evaluating gives the same answer.
+/// held in memory and written by [`commit_events`] with their actions, so a crash
+/// mid-batch leaves no trace of it and re-evaluating gives the same answer.
 pub struct StoreCounters {
     conn: Mutex<Connection>,
     pending: Mutex<Vec<Sighting>>,

@@ -1,5 +1,6 @@
-//! Evaluation: unprocessed events through the current rules, each event's actions and
-//! `once`/`count` sightings committed in the transaction that marks it processed.
+//! Evaluation: unprocessed events through the current rules, a batch at a time; the
+//! batch's actions and `once`/`count` sightings are committed in the transaction that
+//! marks its events processed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,11 +35,9 @@ pub fn run(
             });
             continue;
         }
+        let rules = shared.live.current();
+        let mut evaluated = Vec::with_capacity(batch.len());
         for (id, body) in batch {
-            if shared.stopping() {
-                return Ok(());
-            }
-            let rules = shared.live.current();
             let event = serde_json::from_str::<Value>(&body)
                 .ok()
                 .and_then(|v| rhai::serde::to_dynamic(&v).ok());
@@ -57,10 +56,11 @@ pub fn run(
                 }
                 None => tracing::error!(id, "stored event is not a JSON object; skipped"),
             }
-            store::commit_event(&mut conn, id, &actions, &counters.take_pending())?;
-            if !actions.is_empty() {
-                shared.actions_ready.notify_one();
-            }
+            evaluated.push((id, actions));
+        }
+        store::commit_events(&mut conn, &evaluated, &counters.take_pending())?;
+        if evaluated.iter().any(|(_, actions)| !actions.is_empty()) {
+            shared.actions_ready.notify_one();
         }
     }
 }
