@@ -7,6 +7,7 @@ pub mod counters;
 pub mod daemon;
 pub mod dispatch;
 pub mod emulator;
+pub mod repl;
 pub mod rules;
 pub mod salesforce;
 pub mod script;

@@ -37,6 +37,8 @@ enum Command {
     Watch(commands::watch::WatchArgs),
     /// Show what a running daemon says about itself.
     Status(commands::status::StatusArgs),
+    /// Try Salesforce calls and rule code interactively.
+    Repl(commands::repl::ReplArgs),
     /// Authenticate with the configured flow and print who you are (never the token).
     Login(commands::login::LoginArgs),
     /// Serve a local Salesforce REST emulator on loopback.
@@ -66,30 +68,37 @@ fn main() -> ExitCode {
         }
     };
     let mut stdout = std::io::stdout();
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Run(args) => {
-                commands::run::run(
-                    args,
-                    &cli.connection,
-                    &mut stdout,
-                    Box::new(std::io::stderr()),
-                )
-                .await
+    // The REPL blocks on the runtime for each call, so it runs outside it.
+    let result = match cli.command {
+        Command::Repl(args) => commands::repl::run(args, &cli.connection, &runtime),
+        command => runtime.block_on(async {
+            match command {
+                Command::Run(args) => {
+                    commands::run::run(
+                        args,
+                        &cli.connection,
+                        &mut stdout,
+                        Box::new(std::io::stderr()),
+                    )
+                    .await
+                }
+                Command::Watch(args) => {
+                    commands::watch::run(args, &cli.connection, &mut stdout).await
+                }
+                Command::Status(args) => commands::status::run(&args, &mut stdout).await,
+                Command::Check(args) => {
+                    commands::check::run(&args, &mut stdout, &mut std::io::stderr())
+                }
+                Command::Login(args) => commands::login::run(&args, &cli.connection, &mut stdout)
+                    .await
+                    .map(|()| 0),
+                Command::Emulator(args) => commands::emulator::run(*args, &mut stdout)
+                    .await
+                    .map(|()| 0),
+                Command::Repl(_) => unreachable!("the REPL runs outside the runtime"),
             }
-            Command::Watch(args) => commands::watch::run(args, &cli.connection, &mut stdout).await,
-            Command::Status(args) => commands::status::run(&args, &mut stdout).await,
-            Command::Check(args) => {
-                commands::check::run(&args, &mut stdout, &mut std::io::stderr())
-            }
-            Command::Login(args) => commands::login::run(&args, &cli.connection, &mut stdout)
-                .await
-                .map(|()| 0),
-            Command::Emulator(args) => commands::emulator::run(*args, &mut stdout)
-                .await
-                .map(|()| 0),
-        }
-    });
+        }),
+    };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

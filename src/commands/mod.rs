@@ -4,6 +4,7 @@ pub mod check;
 pub mod connection;
 pub mod emulator;
 pub mod login;
+pub mod repl;
 pub mod run;
 pub mod status;
 pub mod watch;

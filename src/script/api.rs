@@ -1,11 +1,14 @@
 //! The script API: every function of DESIGN.md's two tables, as global functions and
 //! as methods on a connection (`sf.query(...)`). Writes queue Actions; reads run now.
 
-use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map, NativeCallContext};
+use rhai::{
+    Array, Dynamic, Engine, EvalAltResult, FuncRegistration, ImmutableString, Map,
+    NativeCallContext,
+};
 use serde_json::Value;
 
-use super::host::{Connection, Frame, expect_id};
-use crate::actions::{Operation, Person};
+use super::host::{Connection, Frame, WriteMode, expect_id};
+use crate::actions::{Action, Operation, Person};
 use crate::config::Settings;
 use crate::counters::parse_window;
 use crate::salesforce::{Client, Fields, soql};
@@ -89,21 +92,60 @@ fn client<'a>(frame: &'a Frame, connection: Option<&'a Connection>) -> Result<&'
     }
 }
 
-/// Queues a write, refusing it through a connection other than the default one (the
+/// The REPL's writes: sent at once through the connection, the outcome returned as
+/// `#{success, id}` or `#{success: false, errorCode, message}`.
+fn send_now(
+    frame: &Frame,
+    connection: Option<&Connection>,
+    operation: Operation,
+) -> Result<Dynamic> {
+    let client = client(frame, connection)?;
+    let action = Action {
+        rule: frame.rule().to_string(),
+        event: "repl".into(),
+        operation,
+        key: String::new(),
+    };
+    let outcome = frame
+        .host()
+        .block_on(crate::dispatch::deliver(
+            client,
+            std::slice::from_ref(&action),
+        ))
+        .pop()
+        .expect("one outcome per action");
+    let value = match outcome {
+        Ok(id) if client.is_dry_run() => {
+            serde_json::json!({"success": true, "dry_run": true, "id": id})
+        }
+        Ok(id) => serde_json::json!({"success": true, "id": id}),
+        Err(error) => {
+            serde_json::json!({"success": false, "errorCode": error.error_code, "message": error.message})
+        }
+    };
+    to_dynamic(&value)
+}
+
+/// Queues a write (sends it, in the REPL), refusing it through a connection other than the default one (the
 /// dispatcher delivers through the default connection only).
 fn queue(
     frame: &Frame,
     connection: Option<&Connection>,
     function: &str,
     operation: Operation,
-) -> Result<()> {
+) -> Result<Dynamic> {
     if connection.is_some_and(|c| !c.default) {
         return fail(format!(
             "{function}: rules write through the configured connection; a connection from login(map) or connect() can only read"
         ));
     }
-    frame.queue(operation);
-    Ok(())
+    match frame.mode() {
+        WriteMode::Queue => {
+            frame.queue(operation);
+            Ok(Dynamic::UNIT)
+        }
+        WriteMode::Immediate => send_now(frame, connection, operation),
+    }
 }
 
 // ---- writes ----
@@ -113,7 +155,7 @@ fn update_campaign(
     conn: Option<&Connection>,
     id: &Dynamic,
     values: &Dynamic,
-) -> Result<()> {
+) -> Result<Dynamic> {
     let f = "update_campaign";
     let id = expect_id(
         f,
@@ -140,7 +182,7 @@ fn add_to_campaign(
     campaign: &Dynamic,
     member: &Dynamic,
     status: &Dynamic,
-) -> Result<()> {
+) -> Result<Dynamic> {
     let f = "add_to_campaign";
     let campaign = campaign_id(f, campaign)?;
     let person = expect_id(f, "the member", &text(f, "the member id", member)?, PERSON)?;
@@ -163,7 +205,7 @@ fn add_by_email(
     campaign: &Dynamic,
     email: &Dynamic,
     status: &Dynamic,
-) -> Result<()> {
+) -> Result<Dynamic> {
     let f = "add_to_campaign_by_email";
     let campaign = campaign_id(f, campaign)?;
     let email = text(f, "the email", email)?;
@@ -189,7 +231,7 @@ fn set_member_status(
     campaign: &Dynamic,
     member: &Dynamic,
     status: &Dynamic,
-) -> Result<()> {
+) -> Result<Dynamic> {
     let f = "set_member_status";
     let campaign = campaign_id(f, campaign)?;
     let member = expect_id(f, "the member", &text(f, "the member id", member)?, MEMBER)?;
@@ -211,7 +253,7 @@ fn remove_from_campaign(
     conn: Option<&Connection>,
     campaign: &Dynamic,
     member: &Dynamic,
-) -> Result<()> {
+) -> Result<Dynamic> {
     let f = "remove_from_campaign";
     let campaign = campaign_id(f, campaign)?;
     let member = expect_id(f, "the member", &text(f, "the member id", member)?, MEMBER)?;
@@ -245,7 +287,7 @@ fn create_record(
     conn: Option<&Connection>,
     kind: &Dynamic,
     values: &Dynamic,
-) -> Result<()> {
+) -> Result<Dynamic> {
     let f = "create_record";
     let sobject = sobject(f, kind)?;
     let fields = fields(f, values)?;
@@ -258,7 +300,7 @@ fn update_record(
     kind: &Dynamic,
     id: &Dynamic,
     values: &Dynamic,
-) -> Result<()> {
+) -> Result<Dynamic> {
     let f = "update_record";
     let sobject = sobject(f, kind)?;
     let id = record_id(f, &sobject, id)?;
@@ -282,7 +324,7 @@ fn upsert_record(
     ext: &Dynamic,
     value: &Dynamic,
     values: &Dynamic,
-) -> Result<()> {
+) -> Result<Dynamic> {
     let f = "upsert_record";
     let sobject = sobject(f, kind)?;
     let ext_field = sobject_field(f, ext)?;
@@ -318,7 +360,7 @@ fn delete_record(
     conn: Option<&Connection>,
     kind: &Dynamic,
     id: &Dynamic,
-) -> Result<()> {
+) -> Result<Dynamic> {
     let f = "delete_record";
     let sobject = sobject(f, kind)?;
     let id = record_id(f, &sobject, id)?;
@@ -428,7 +470,7 @@ fn count(ctx: &NativeCallContext, key: &str, window: &str) -> Result<i64> {
 }
 
 /// A line in the log, tagged with the rule (or the file, at a rule's top level).
-fn log_line(ctx: &NativeCallContext, level: tracing::Level, value: &Dynamic) {
+fn log_line(ctx: &NativeCallContext, level: tracing::Level, value: &Dynamic) -> Result<()> {
     let rule = ctx
         .tag()
         .and_then(|t| t.clone().try_cast::<Frame>())
@@ -445,6 +487,7 @@ fn log_line(ctx: &NativeCallContext, level: tracing::Level, value: &Dynamic) {
         tracing::Level::DEBUG => tracing::debug!(rule = %rule, "{text}"),
         _ => tracing::info!(rule = %rule, "{text}"),
     }
+    Ok(())
 }
 
 fn login_with(ctx: &NativeCallContext, settings: Option<Map>) -> Result<Connection> {
@@ -482,19 +525,33 @@ fn connect(ctx: &NativeCallContext, instance_url: &str, token: &str) -> Result<C
     })
 }
 
-/// Registers one function under its name, and again as a method on a connection.
+/// Registers one documented function. The doc line reads `group: what it does`; the
+/// REPL's `:help` is built from these, so help and API cannot drift apart.
+macro_rules! api {
+    ($engine:ident, $name:literal, $doc:literal, |$ctx:ident $(, $arg:ident : $ty:ty)*| $body:expr) => {
+        FuncRegistration::new($name)
+            .with_params_info::<&str>([$(concat!(stringify!($arg), ": ", stringify!($ty))),*])
+            .with_comments([concat!("/// ", $doc)])
+            .register_into_engine($engine, |$ctx: NativeCallContext $(, $arg: $ty)*| $body);
+    };
+}
+
+/// Registers a function under its name, and again as a method on a connection.
 macro_rules! both {
-    ($engine:ident, $name:literal, |$frame:ident, $conn:ident $(, $arg:ident : $ty:ty)*| $body:expr) => {
-        $engine.register_fn($name, |ctx: NativeCallContext $(, $arg: $ty)*| {
+    ($engine:ident, $name:literal, $doc:literal, |$frame:ident, $conn:ident $(, $arg:ident : $ty:ty)*| $body:expr) => {
+        api!($engine, $name, $doc, |ctx $(, $arg: $ty)*| {
             let $frame = frame(&ctx)?;
             let $conn: Option<&Connection> = None;
             $body
         });
-        $engine.register_fn($name, |ctx: NativeCallContext, sf: &mut Connection $(, $arg: $ty)*| {
-            let $frame = frame(&ctx)?;
-            let $conn = Some(&*sf);
-            $body
-        });
+        FuncRegistration::new($name)
+            .with_params_info(["sf: Connection" $(, concat!(stringify!($arg), ": ", stringify!($ty)))*])
+            .with_comments([concat!("/// connection: ", $doc)])
+            .register_into_engine($engine, |ctx: NativeCallContext, sf: &mut Connection $(, $arg: $ty)*| {
+                let $frame = frame(&ctx)?;
+                let $conn = Some(&*sf);
+                $body
+            });
     };
 }
 
@@ -504,123 +561,212 @@ pub fn register(engine: &mut Engine) {
     both!(
         engine,
         "update_campaign",
-        |f, c, id: Dynamic, values: Dynamic| update_campaign(&f, c, &id, &values)
+        "writes: PATCH the Campaign's fields",
+        |f, c, id: Dynamic, fields: Dynamic| update_campaign(&f, c, &id, &fields)
     );
     both!(
         engine,
         "add_to_campaign",
-        |f, c, campaign: Dynamic, member: Dynamic, status: Dynamic| add_to_campaign(
-            &f, c, &campaign, &member, &status
+        "writes: add a Lead (00Q) or Contact (003) with a Status; an existing member gets the Status",
+        |f, c, campaign_id: Dynamic, member_id: Dynamic, status: Dynamic| add_to_campaign(
+            &f,
+            c,
+            &campaign_id,
+            &member_id,
+            &status
         )
     );
     both!(
         engine,
         "add_to_campaign_by_email",
-        |f, c, campaign: Dynamic, email: Dynamic, status: Dynamic| add_by_email(
-            &f, c, &campaign, &email, &status
+        "writes: as add_to_campaign, the Lead or Contact found by email (Contact preferred)",
+        |f, c, campaign_id: Dynamic, email: Dynamic, status: Dynamic| add_by_email(
+            &f,
+            c,
+            &campaign_id,
+            &email,
+            &status
         )
     );
     both!(
         engine,
         "set_member_status",
-        |f, c, campaign: Dynamic, member: Dynamic, status: Dynamic| set_member_status(
-            &f, c, &campaign, &member, &status
+        "writes: set a member's Status (member by 00v id or by Lead/Contact id)",
+        |f, c, campaign_id: Dynamic, member_id: Dynamic, status: Dynamic| set_member_status(
+            &f,
+            c,
+            &campaign_id,
+            &member_id,
+            &status
         )
     );
     both!(
         engine,
         "remove_from_campaign",
-        |f, c, campaign: Dynamic, member: Dynamic| remove_from_campaign(&f, c, &campaign, &member)
+        "writes: delete the CampaignMember",
+        |f, c, campaign_id: Dynamic, member_id: Dynamic| remove_from_campaign(
+            &f,
+            c,
+            &campaign_id,
+            &member_id
+        )
     );
     both!(
         engine,
         "create_record",
-        |f, c, kind: Dynamic, values: Dynamic| create_record(&f, c, &kind, &values)
+        "writes: create a record of any sObject type",
+        |f, c, sobject: Dynamic, fields: Dynamic| create_record(&f, c, &sobject, &fields)
     );
     both!(
         engine,
         "update_record",
-        |f, c, kind: Dynamic, id: Dynamic, values: Dynamic| update_record(
-            &f, c, &kind, &id, &values
+        "writes: update a record's fields",
+        |f, c, sobject: Dynamic, id: Dynamic, fields: Dynamic| update_record(
+            &f, c, &sobject, &id, &fields
         )
     );
     both!(
         engine,
         "upsert_record",
-        |f, c, kind: Dynamic, ext: Dynamic, value: Dynamic, values: Dynamic| upsert_record(
-            &f, c, &kind, &ext, &value, &values
+        "writes: create or update the record whose external id field holds value",
+        |f, c, sobject: Dynamic, ext_field: Dynamic, value: Dynamic, fields: Dynamic| upsert_record(
+            &f, c, &sobject, &ext_field, &value, &fields
         )
     );
     both!(
         engine,
         "delete_record",
-        |f, c, kind: Dynamic, id: Dynamic| delete_record(&f, c, &kind, &id)
+        "writes: delete a record",
+        |f, c, sobject: Dynamic, id: Dynamic| delete_record(&f, c, &sobject, &id)
     );
 
-    both!(engine, "query", |f, c, soql: ImmutableString| query(
-        &f, c, &soql
-    ));
+    both!(
+        engine,
+        "query",
+        "reads: every record a SOQL query matches, all pages followed",
+        |f, c, soql: ImmutableString| query(&f, c, &soql)
+    );
     both!(
         engine,
         "query_one",
+        "reads: the first record a SOQL query matches, or ()",
         |f, c, soql: ImmutableString| query_one(&f, c, &soql)
     );
-    both!(engine, "get_record", |f, c, kind: Dynamic, id: Dynamic| {
-        get_record(&f, c, &kind, &id, None)
-    });
     both!(
         engine,
         "get_record",
-        |f, c, kind: Dynamic, id: Dynamic, only: Array| get_record(&f, c, &kind, &id, Some(only))
+        "reads: one record with all its fields",
+        |f, c, sobject: Dynamic, id: Dynamic| get_record(&f, c, &sobject, &id, None)
     );
-    both!(engine, "find_campaign", |f, c, name: ImmutableString| {
-        find_campaign(&f, c, &name)
-    });
-    both!(engine, "identity", |f, c| identity(&f, c));
-    both!(engine, "limits", |f, c| limits(&f, c));
+    both!(
+        engine,
+        "get_record",
+        "reads: one record with only these fields",
+        |f, c, sobject: Dynamic, id: Dynamic, fields: Array| get_record(
+            &f,
+            c,
+            &sobject,
+            &id,
+            Some(fields)
+        )
+    );
+    both!(
+        engine,
+        "find_campaign",
+        "reads: the id of the Campaign with this name, or (); cached",
+        |f, c, name: ImmutableString| find_campaign(&f, c, &name)
+    );
+    both!(
+        engine,
+        "identity",
+        "reads: the connected org and user",
+        |f, c| identity(&f, c)
+    );
+    both!(
+        engine,
+        "limits",
+        "reads: the org's /limits resource",
+        |f, c| limits(&f, c)
+    );
 
-    engine.register_fn("soql_quote", |value: ImmutableString| soql::quote(&value));
-    engine.register_fn("soql_quote", |value: Dynamic| {
-        soql::quote(&value.to_string())
-    });
-    engine.register_fn("render", |template: ImmutableString, data: Dynamic| {
-        render(&template, &data, Escape::None)
-    });
-    engine.register_fn("render_json", |template: ImmutableString, data: Dynamic| {
-        render(&template, &data, Escape::Json)
-    });
-    engine.register_fn("once", |ctx: NativeCallContext, key: ImmutableString| {
-        once(&ctx, &key, None)
-    });
-    engine.register_fn(
+    api!(
+        engine,
+        "soql_quote",
+        "helpers: a SOQL string literal, escaped by the SOQL rules",
+        |_ctx, value: Dynamic| Ok::<_, Box<EvalAltResult>>(soql::quote(&if value.is_string() {
+            value.into_string().unwrap_or_default()
+        } else {
+            value.to_string()
+        }))
+    );
+    api!(
+        engine,
+        "render",
+        "helpers: a Mustache template rendered as plain text (no HTML escaping)",
+        |_ctx, template: ImmutableString, data: Dynamic| render(&template, &data, Escape::None)
+    );
+    api!(
+        engine,
+        "render_json",
+        "helpers: a Mustache template with every value escaped for a JSON string",
+        |_ctx, template: ImmutableString, data: Dynamic| render(&template, &data, Escape::Json)
+    );
+    api!(
+        engine,
         "once",
-        |ctx: NativeCallContext, key: ImmutableString, window: ImmutableString| {
-            once(&ctx, &key, Some(&window))
-        },
+        "helpers: true the first time key is seen",
+        |ctx, key: ImmutableString| once(&ctx, &key, None)
     );
-    engine.register_fn(
+    api!(
+        engine,
+        "once",
+        "helpers: true the first time key is seen within window (\"30m\", \"1d\", \"7d\")",
+        |ctx, key: ImmutableString, window: ImmutableString| once(&ctx, &key, Some(&window))
+    );
+    api!(
+        engine,
         "count",
-        |ctx: NativeCallContext, key: ImmutableString, window: ImmutableString| {
-            count(&ctx, &key, &window)
-        },
+        "helpers: how often count was called with key within window, this call included",
+        |ctx, key: ImmutableString, window: ImmutableString| count(&ctx, &key, &window)
     );
-    engine.register_fn("log", |ctx: NativeCallContext, value: Dynamic| {
-        log_line(&ctx, tracing::Level::INFO, &value)
-    });
-    engine.register_fn("print", |ctx: NativeCallContext, value: Dynamic| {
-        log_line(&ctx, tracing::Level::INFO, &value)
-    });
-    engine.register_fn("debug", |ctx: NativeCallContext, value: Dynamic| {
-        log_line(&ctx, tracing::Level::DEBUG, &value)
-    });
-    engine.register_fn("login", |ctx: NativeCallContext| login_with(&ctx, None));
-    engine.register_fn("login", |ctx: NativeCallContext, settings: Map| {
-        login_with(&ctx, Some(settings))
-    });
-    engine.register_fn(
+    api!(
+        engine,
+        "log",
+        "helpers: a log line tagged with the rule",
+        |ctx, value: Dynamic| log_line(&ctx, tracing::Level::INFO, &value)
+    );
+    api!(
+        engine,
+        "print",
+        "helpers: a log line tagged with the rule (not stdout)",
+        |ctx, value: Dynamic| log_line(&ctx, tracing::Level::INFO, &value)
+    );
+    api!(
+        engine,
+        "debug",
+        "helpers: a debug log line tagged with the rule",
+        |ctx, value: Dynamic| log_line(&ctx, tracing::Level::DEBUG, &value)
+    );
+    api!(
+        engine,
+        "login",
+        "connections: the configured connection",
+        |ctx| login_with(&ctx, None)
+    );
+    api!(
+        engine,
+        "login",
+        "connections: a new connection from settings like #{ auth_flow: \"client_credentials\", ... }",
+        |ctx, settings: Map| login_with(&ctx, Some(settings))
+    );
+    api!(
+        engine,
         "connect",
-        |ctx: NativeCallContext, url: ImmutableString, token: ImmutableString| {
-            connect(&ctx, &url, &token)
-        },
+        "connections: a connection from an instance URL and an access token",
+        |ctx, instance_url: ImmutableString, token: ImmutableString| connect(
+            &ctx,
+            &instance_url,
+            &token
+        )
     );
 }

@@ -34,6 +34,14 @@ impl ScriptError {
         }
     }
 
+    /// The same error, its source line taken from `text` (input that is in no file).
+    pub fn with_source_text(mut self, text: &str) -> ScriptError {
+        self.source_line = (self.line > 0)
+            .then(|| text.lines().nth(self.line - 1).map(str::to_owned))
+            .flatten();
+        self
+    }
+
     /// An error about a whole file (or the command line), with no position in it.
     pub fn without_position(file: &Path, message: impl Into<String>) -> ScriptError {
         ScriptError {

@@ -72,23 +72,41 @@ pub struct Frame {
     inner: Arc<FrameInner>,
 }
 
+/// What a write does: queue an action (rules), or go out at once (the REPL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    Queue,
+    Immediate,
+}
+
 struct FrameInner {
     host: Arc<Host>,
     rule: String,
     event: String,
+    mode: WriteMode,
     actions: Mutex<Vec<Action>>,
 }
 
 impl Frame {
+    /// An evaluation whose writes are queued as actions.
     pub fn new(host: Arc<Host>, rule: &str, event: &str) -> Frame {
+        Frame::with_mode(host, rule, event, WriteMode::Queue)
+    }
+
+    pub fn with_mode(host: Arc<Host>, rule: &str, event: &str, mode: WriteMode) -> Frame {
         Frame {
             inner: Arc::new(FrameInner {
                 host,
                 rule: rule.into(),
                 event: event.into(),
+                mode,
                 actions: Mutex::new(Vec::new()),
             }),
         }
+    }
+
+    pub fn mode(&self) -> WriteMode {
+        self.inner.mode
     }
 
     pub fn host(&self) -> &Host {

@@ -9,4 +9,4 @@ pub mod resolver;
 
 pub use engine::{Deadline, Limits};
 pub use error::ScriptError;
-pub use host::{Frame, Host};
+pub use host::{Frame, Host, WriteMode};
