@@ -78,10 +78,9 @@ pub async fn run(
             ..Limits::default()
         },
     };
-    let mut announced = Vec::new();
     daemon::run(config, client, super::emulator::shutdown_signal(), |addr| {
-        let _ = writeln!(announced, "listening on http://{addr}");
-        print!("{}", String::from_utf8_lossy(&announced));
+        // Tests and scripts wait for this line to know the port.
+        println!("listening on http://{addr}");
         let _ = std::io::stdout().flush();
     })
     .await?;
