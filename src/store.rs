@@ -91,17 +91,19 @@ impl Store {
     }
 }
 
+fn insert_into(tx: &rusqlite::Transaction<'_>, events: &[Value]) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached("INSERT INTO events (body, received_at) VALUES (?1, ?2)")?;
+    let now = now_millis();
+    for event in events {
+        insert.execute(params![event.to_string(), now])?;
+    }
+    Ok(())
+}
+
 /// Stores events in one transaction: all of them or none.
 pub fn insert_events(conn: &mut Connection, events: &[Value]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
-    {
-        let mut insert =
-            tx.prepare_cached("INSERT INTO events (body, received_at) VALUES (?1, ?2)")?;
-        let now = now_millis();
-        for event in events {
-            insert.execute(params![event.to_string(), now])?;
-        }
-    }
+    insert_into(&tx, events)?;
     tx.commit()
 }
 
@@ -113,18 +115,11 @@ pub fn insert_tailed(
     offset: u64,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
-    {
-        let mut insert =
-            tx.prepare_cached("INSERT INTO events (body, received_at) VALUES (?1, ?2)")?;
-        let now = now_millis();
-        for event in events {
-            insert.execute(params![event.to_string(), now])?;
-        }
-        tx.execute(
-            "INSERT INTO file_offsets (path, offset) VALUES (?1, ?2) ON CONFLICT (path) DO UPDATE SET offset = ?2",
-            params![path, offset as i64],
-        )?;
-    }
+    insert_into(&tx, events)?;
+    tx.execute(
+        "INSERT INTO file_offsets (path, offset) VALUES (?1, ?2) ON CONFLICT (path) DO UPDATE SET offset = ?2",
+        params![path, offset as i64],
+    )?;
     tx.commit()
 }
 

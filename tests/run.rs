@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use rulesforce::emulator::{EmulatorConfig, FaultUpdate, Faults, LoggedRequest};
-use rulesforce::salesforce::{RecordWrite, SfId};
+use rulesforce::salesforce::SfId;
 use serde_json::{Value, json};
 
 struct Output {
@@ -160,24 +160,6 @@ async fn a_second_run_meets_duplicate_value_and_sets_the_status() {
         .filter(|m| m["Status"] == "Responded")
         .count();
     assert_eq!(responded, 4, "no second membership was created");
-}
-
-async fn bulk_leads(emu: &rulesforce::emulator::Emulator, n: usize) -> Vec<String> {
-    let writes: Vec<RecordWrite> = (0..n)
-        .map(|i| RecordWrite {
-            sobject: "Lead".into(),
-            id: None,
-            fields: json!({"LastName": format!("Bulk {i}"), "Company": "Bulk"})
-                .as_object()
-                .unwrap()
-                .clone(),
-        })
-        .collect();
-    let results = client(emu).create_many(&writes).await.unwrap();
-    results
-        .into_iter()
-        .map(|r| r.unwrap().id.unwrap())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rulesforce::emulator::{Emulator, EmulatorConfig, FaultUpdate, Faults};
-use rulesforce::salesforce::RecordWrite;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -163,26 +162,6 @@ fn writes(emu: &Emulator) -> Vec<rulesforce::emulator::LoggedRequest> {
     emu.requests()
         .into_iter()
         .filter(|r| r.method != "GET" && r.route() != "/services/oauth2/token")
-        .collect()
-}
-
-async fn bulk_leads(emu: &Emulator, n: usize) -> Vec<String> {
-    let writes: Vec<RecordWrite> = (0..n)
-        .map(|i| RecordWrite {
-            sobject: "Lead".into(),
-            id: None,
-            fields: json!({"LastName": format!("Bulk {i}"), "Company": "Bulk"})
-                .as_object()
-                .unwrap()
-                .clone(),
-        })
-        .collect();
-    client(emu)
-        .create_many(&writes)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.unwrap().id.unwrap())
         .collect()
 }
 

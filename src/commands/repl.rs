@@ -7,7 +7,7 @@ use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 
 use super::connection::{Connection, ConnectionArgs};
-use crate::repl::{ReplHelper, Reply, Session, input::is_incomplete};
+use crate::repl::{ReplHelper, Reply, Session, input::PendingInput};
 
 #[derive(Debug, clap::Args)]
 pub struct ReplArgs {
@@ -100,19 +100,14 @@ pub fn run(
         out,
         ":help for the API and commands, Tab completes, Ctrl-D leaves"
     )?;
-    let mut buffer = String::new();
+    let mut pending = PendingInput::default();
     loop {
-        let prompt = if buffer.is_empty() { PROMPT } else { CONTINUE };
+        let prompt = if pending.is_empty() { PROMPT } else { CONTINUE };
         match editor.readline(prompt) {
             Ok(line) => {
-                if !buffer.is_empty() {
-                    buffer.push('\n');
-                }
-                buffer.push_str(&line);
-                if is_incomplete(session.engine(), &buffer) {
+                let Some(input) = pending.push(session.engine(), &line) else {
                     continue;
-                }
-                let input = std::mem::take(&mut buffer);
+                };
                 if input.trim().is_empty() {
                     continue;
                 }
@@ -128,7 +123,7 @@ pub fn run(
                 }
                 *helper.names.lock().unwrap_or_else(|e| e.into_inner()) = session.names();
             }
-            Err(ReadlineError::Interrupted) => buffer.clear(),
+            Err(ReadlineError::Interrupted) => drop(pending.take()),
             Err(ReadlineError::Eof) => break,
             Err(e) => return Err(e.into()),
         }
@@ -139,22 +134,18 @@ pub fn run(
 /// Standard input that is not a terminal: a script, evaluated a complete input at a time,
 /// without prompts. Exit 1 if any input failed.
 fn piped(session: &mut Session, out: &mut impl Write) -> anyhow::Result<u8> {
-    let mut buffer = String::new();
+    let mut pending = PendingInput::default();
     let mut failed = false;
     let mut lines = std::io::stdin().lock().lines();
     loop {
-        let line = lines.next().transpose()?;
-        let finished = line.is_none();
-        if let Some(line) = line {
-            if !buffer.is_empty() {
-                buffer.push('\n');
-            }
-            buffer.push_str(&line);
-            if is_incomplete(session.engine(), &buffer) {
-                continue;
-            }
-        }
-        let input = std::mem::take(&mut buffer);
+        let (input, finished) = match lines.next().transpose()? {
+            Some(line) => match pending.push(session.engine(), &line) {
+                Some(input) => (input, false),
+                None => continue,
+            },
+            // End of input: what is left runs as it is, to report its error.
+            None => (pending.take(), true),
+        };
         if !input.trim().is_empty() {
             match session.run(&input) {
                 Reply::Quit => break,

@@ -4,6 +4,36 @@
 
 use rhai::{Engine, LexError, ParseErrorType};
 
+/// Lines gathered until they make a complete input.
+#[derive(Default)]
+pub struct PendingInput {
+    text: String,
+}
+
+impl PendingInput {
+    /// Adds a line; returns the whole input once it is complete.
+    pub fn push(&mut self, engine: &Engine, line: &str) -> Option<String> {
+        if !self.text.is_empty() {
+            self.text.push('\n');
+        }
+        self.text.push_str(line);
+        if is_incomplete(engine, &self.text) {
+            None
+        } else {
+            Some(std::mem::take(&mut self.text))
+        }
+    }
+
+    /// Whatever was gathered, complete or not (end of input).
+    pub fn take(&mut self) -> String {
+        std::mem::take(&mut self.text)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+}
+
 pub fn is_incomplete(engine: &Engine, input: &str) -> bool {
     if input.trim().is_empty() || input.trim_start().starts_with(':') {
         return false;

@@ -65,6 +65,28 @@ pub fn token_requests(log: &[LoggedRequest]) -> usize {
     requests_to(log, "POST", "/services/oauth2/token").len()
 }
 
+/// Creates `n` Leads through Collections calls; their ids, in order.
+pub async fn bulk_leads(emulator: &Emulator, n: usize) -> Vec<String> {
+    let writes: Vec<rulesforce::salesforce::RecordWrite> = (0..n)
+        .map(|i| rulesforce::salesforce::RecordWrite {
+            sobject: "Lead".into(),
+            id: None,
+            fields: serde_json::json!({"LastName": format!("Bulk {i}"), "Company": "Bulk"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        })
+        .collect();
+    let results = client(emulator)
+        .create_many(&writes)
+        .await
+        .expect("leads created");
+    results
+        .into_iter()
+        .map(|r| r.expect("lead created").id.expect("an id"))
+        .collect()
+}
+
 pub const DATA: &str = "/services/data/v66.0";
 
 /// The built `rulesforce` binary, with no `SF_*` settings leaking in from the environment.
