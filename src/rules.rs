@@ -8,7 +8,7 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Module, Scope};
 
 use crate::actions::Action;
 use crate::script::engine::{self, OUT_OF_TIME};
-use crate::script::{Deadline, Frame, Host, Limits, ScriptError};
+use crate::script::{Frame, Host, InFlight, Limits, ScriptError};
 
 pub struct Rule {
     pub name: String,
@@ -20,7 +20,7 @@ pub struct Rule {
 
 pub struct RuleSet {
     engine: Engine,
-    deadline: Arc<Deadline>,
+    in_flight: Arc<InFlight>,
     pub rules: Vec<Rule>,
 }
 
@@ -116,26 +116,26 @@ fn compile(engine: &Engine, path: &Path, text: &str) -> Result<Compiled, ScriptE
     })
 }
 
-fn describe(err: &EvalAltResult, deadline: &Deadline, rule: &str) -> Option<String> {
+fn describe(err: &EvalAltResult, in_flight: &InFlight, rule: &str) -> Option<String> {
     match err {
         EvalAltResult::ErrorTerminated(token, _) if token.to_string() == OUT_OF_TIME => {
             Some(format!(
                 "rule '{rule}' ran past its time budget of {} ms and was stopped",
-                deadline.budget().as_millis()
+                in_flight.budget().as_millis()
             ))
         }
         EvalAltResult::ErrorTooManyOperations(_) => Some(format!(
             "rule '{rule}' ran past its operation limit and was stopped"
         )),
         EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
-        | EvalAltResult::ErrorInModule(_, inner, _) => describe(inner, deadline, rule),
+        | EvalAltResult::ErrorInModule(_, inner, _) => describe(inner, in_flight, rule),
         _ => None,
     }
 }
 
-fn script_error(path: &Path, err: &EvalAltResult, deadline: &Deadline, rule: &str) -> ScriptError {
+fn script_error(path: &Path, err: &EvalAltResult, in_flight: &InFlight, rule: &str) -> ScriptError {
     let mut error = ScriptError::from_eval(path, err);
-    if let Some(message) = describe(err, deadline, rule) {
+    if let Some(message) = describe(err, in_flight, rule) {
         error.message = message;
     }
     error
@@ -163,7 +163,7 @@ impl RuleSet {
     /// Builds a rule set from every source that compiles and loads; the errors of the
     /// others come back beside it (the daemon keeps serving the good ones).
     pub fn build(sources: &[Source], limits: &Limits) -> (RuleSet, Vec<ScriptError>) {
-        let (mut engine, deadline) = engine::build(limits);
+        let (mut engine, in_flight) = engine::build(limits);
         let mut errors = Vec::new();
         let compiled: Vec<Compiled> = sources
             .iter()
@@ -175,13 +175,13 @@ impl RuleSet {
             .collect();
         let mut rules = Vec::new();
         for (index, file) in compiled.into_iter().filter(|c| c.is_rule).enumerate() {
-            deadline.arm();
+            in_flight.start(&file.name);
             let module = Module::eval_ast_as_new(Scope::new(), &file.ast, &engine);
-            deadline.disarm();
+            in_flight.finish();
             let module = match module {
                 Ok(module) => module,
                 Err(err) => {
-                    errors.push(script_error(&file.path, &err, &deadline, &file.name));
+                    errors.push(script_error(&file.path, &err, &in_flight, &file.name));
                     continue;
                 }
             };
@@ -199,7 +199,7 @@ impl RuleSet {
         (
             RuleSet {
                 engine,
-                deadline,
+                in_flight,
                 rules,
             },
             errors,
@@ -241,7 +241,7 @@ impl RuleSet {
                     .eval_ast(false)
                     .rewind_scope(true)
                     .with_tag(Dynamic::from(frame.clone()));
-                self.deadline.arm();
+                self.in_flight.start(&rule.name);
                 let outcome = self.engine.call_fn_with_options::<Dynamic>(
                     options,
                     &mut Scope::new(),
@@ -249,10 +249,10 @@ impl RuleSet {
                     "__call",
                     (event.clone(),),
                 );
-                self.deadline.disarm();
+                self.in_flight.finish();
                 let result = match outcome {
                     Ok(_) => Ok(frame.take_actions()),
-                    Err(err) => Err(script_error(&rule.path, &err, &self.deadline, &rule.name)),
+                    Err(err) => Err(script_error(&rule.path, &err, &self.in_flight, &rule.name)),
                 };
                 Evaluation { rule, result }
             })

@@ -527,3 +527,37 @@ async fn failed_actions_show_salesforce_errors_and_exit_1() {
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("bad_field: 1 x INVALID_FIELD_FOR_INSERT_UPDATE: Unable to create/update fields: NumberOfLeads"), "{}", out.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn print_and_log_go_to_the_log_tagged_with_the_rule_not_to_stdout() {
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rule = write(
+        dir.path(),
+        "chatty.rhai",
+        "const NAME = \"chatty\";\nfn on_event(event) { print(`printed ${event.n}`); log(\"logged\"); }",
+    );
+    let events = write(dir.path(), "events.jsonl", "{\"n\": 7}\n");
+    let output = binary()
+        .args(["run", &rule, "--events", &events])
+        .envs(emulator_env(&emu))
+        .env("RUST_LOG", "info")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stdout.contains("printed"), "{stdout}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("printed 7"))
+        .expect("print is logged");
+    assert!(line.contains("rule") && line.contains("chatty"), "{line}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("logged") && l.contains("chatty")),
+        "{stderr}"
+    );
+}

@@ -13,6 +13,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 /// A running `rulesforce watch` on a free port, with its own folder and store.
 struct Daemon {
     child: tokio::process::Child,
+    /// Everything the daemon logged so far.
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     url: String,
     http: reqwest::Client,
     rules: PathBuf,
@@ -43,10 +45,19 @@ impl Daemon {
                 break url.to_string();
             }
         };
-        // Keep draining stdout so the daemon never blocks on a full pipe.
+        // Keep draining both pipes so the daemon never blocks on a full one.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let kept = logs.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                kept.lock().unwrap().push(line);
+            }
+        });
         Daemon {
             child,
+            logs,
             url,
             http: reqwest::Client::new(),
             rules: rules.to_path_buf(),
@@ -562,4 +573,116 @@ impl WriteAllText for std::fs::File {
     fn write_all_text(&mut self, text: &str) {
         std::io::Write::write_all(self, text.as_bytes()).unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_action_shows_its_error_and_can_be_retried() {
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    write(
+        &rules,
+        "vip.rhai",
+        r#"fn on_event(event) { add_to_campaign_by_email(find_campaign("Trial Nurture"), event.email, "VIP"); }"#,
+    );
+    let daemon = Daemon::start(
+        &emu,
+        &rules,
+        &dir.path().join("state.db"),
+        &["--log-format", "json"],
+    )
+    .await;
+    daemon
+        .post_ndjson(&[json!({"email": "ada@example.com"})])
+        .await;
+    daemon
+        .wait_for("the action dead-lettered", || async {
+            daemon.actions("failed").await == 1
+        })
+        .await;
+
+    let failed = daemon.get("/v1/actions?status=failed").await;
+    let action = &failed[0];
+    assert_eq!(
+        action["errorCode"], "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        "{action}"
+    );
+    assert_eq!(
+        action["error_message"],
+        "Status: bad value for restricted picklist field: VIP"
+    );
+    assert_eq!(action["action"]["operation"]["status"], "VIP");
+    assert_eq!(action["attempts"], 1, "a permanent error is not retried");
+    let logged = daemon.logs.lock().unwrap().clone();
+    assert!(
+        logged
+            .iter()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "JSON logs: {logged:#?}"
+    );
+    assert!(
+        logged.iter().any(|l| l.contains("dead-lettered")),
+        "{logged:#?}"
+    );
+
+    // The status is created in Salesforce; the retry then succeeds.
+    let trial = emu.records("Campaign")[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    client(&emu)
+        .create(
+            "CampaignMemberStatus",
+            json!({"CampaignId": trial, "Label": "VIP"})
+                .as_object()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let id = action["id"].as_i64().unwrap();
+    let retried = daemon
+        .http
+        .post(format!("{}/v1/actions/{id}/retry", daemon.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), 202);
+    daemon
+        .wait_for("the retried action sent", || async {
+            daemon.actions("sent").await == 1
+        })
+        .await;
+    assert!(
+        emu.records("CampaignMember")
+            .iter()
+            .any(|m| m["Status"] == "VIP")
+    );
+    let again = daemon
+        .http
+        .post(format!("{}/v1/actions/{id}/retry", daemon.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404, "only failed actions can be retried");
+
+    let addr = daemon.url.trim_start_matches("http://").to_string();
+    let status = binary()
+        .args(["status", "--listen", &addr])
+        .output()
+        .await
+        .unwrap();
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(table.contains("actions:    sent 1"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("vip") && l.ends_with("ok")),
+        "{table}"
+    );
 }

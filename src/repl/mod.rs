@@ -65,7 +65,9 @@ pub struct Session {
 
 impl Session {
     pub fn new(client: Client, runtime: tokio::runtime::Handle) -> Session {
-        let (engine, _) = engine::build(&Limits::default());
+        let (mut engine, _) = engine::build(&Limits::default());
+        // Unlike in rules, print is for the person at the prompt.
+        engine.on_print(|text| println!("{text}"));
         let mut session = Session {
             engine,
             scope: Scope::new(),

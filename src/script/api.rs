@@ -470,7 +470,7 @@ fn count(ctx: &NativeCallContext, key: &str, window: &str) -> Result<i64> {
 }
 
 /// A line in the log, tagged with the rule (or the file, at a rule's top level).
-fn log_line(ctx: &NativeCallContext, level: tracing::Level, value: &Dynamic) -> Result<()> {
+fn log_line(ctx: &NativeCallContext, value: &Dynamic) -> Result<()> {
     let rule = ctx
         .tag()
         .and_then(|t| t.clone().try_cast::<Frame>())
@@ -483,10 +483,7 @@ fn log_line(ctx: &NativeCallContext, level: tracing::Level, value: &Dynamic) -> 
     } else {
         format!("{value:?}")
     };
-    match level {
-        tracing::Level::DEBUG => tracing::debug!(rule = %rule, "{text}"),
-        _ => tracing::info!(rule = %rule, "{text}"),
-    }
+    tracing::info!(rule = %rule, "{text}");
     Ok(())
 }
 
@@ -733,19 +730,7 @@ pub fn register(engine: &mut Engine) {
         engine,
         "log",
         "helpers: a log line tagged with the rule",
-        |ctx, value: Dynamic| log_line(&ctx, tracing::Level::INFO, &value)
-    );
-    api!(
-        engine,
-        "print",
-        "helpers: a log line tagged with the rule (not stdout)",
-        |ctx, value: Dynamic| log_line(&ctx, tracing::Level::INFO, &value)
-    );
-    api!(
-        engine,
-        "debug",
-        "helpers: a debug log line tagged with the rule",
-        |ctx, value: Dynamic| log_line(&ctx, tracing::Level::DEBUG, &value)
+        |ctx, value: Dynamic| log_line(&ctx, &value)
     );
     api!(
         engine,

@@ -1,8 +1,8 @@
 //! The one engine configuration `run`, `check`, `watch` and `repl` share: sandbox limits,
 //! a wall-clock budget per call, no `eval`, the module resolver and the script API.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine};
@@ -37,39 +37,47 @@ impl Default for Limits {
     }
 }
 
-/// The deadline of the call in progress, read by the engine's progress callback.
-/// Stored as nanoseconds since `start` (0 = no deadline) so the check is one atomic load.
-pub struct Deadline {
+/// The call in progress (one rule on one event, or a rule's top level): its deadline,
+/// read by the engine's progress callback, and its rule, which tags `print` and `debug`.
+/// The deadline is nanoseconds since `start` (0 = none) so the check is one atomic load.
+pub struct InFlight {
     start: Instant,
     nanos: AtomicU64,
     budget: Duration,
+    rule: Mutex<String>,
 }
 
 /// What the progress callback returns to stop a script; recognised in error messages.
 pub const OUT_OF_TIME: &str = "time budget exceeded";
 
-impl Deadline {
-    fn new(budget: Duration) -> Deadline {
-        Deadline {
+impl InFlight {
+    fn new(budget: Duration) -> InFlight {
+        InFlight {
             start: Instant::now(),
             nanos: AtomicU64::new(0),
             budget,
+            rule: Mutex::new(String::new()),
         }
     }
 
-    /// Starts the clock for one call.
-    pub fn arm(&self) {
+    /// Starts the clock for one call of `rule`.
+    pub fn start(&self, rule: &str) {
+        rule.clone_into(&mut self.rule.lock().unwrap_or_else(|e| e.into_inner()));
         let at = self.start.elapsed() + self.budget;
         self.nanos
             .store(at.as_nanos().max(1) as u64, Ordering::Relaxed);
     }
 
-    pub fn disarm(&self) {
+    pub fn finish(&self) {
         self.nanos.store(0, Ordering::Relaxed);
     }
 
     pub fn budget(&self) -> Duration {
         self.budget
+    }
+
+    fn rule(&self) -> String {
+        self.rule.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn passed(&self) -> bool {
@@ -78,8 +86,8 @@ impl Deadline {
     }
 }
 
-/// A configured engine and the deadline its progress callback watches.
-pub fn build(limits: &Limits) -> (Engine, Arc<Deadline>) {
+/// A configured engine and the call state its callbacks watch.
+pub fn build(limits: &Limits) -> (Engine, Arc<InFlight>) {
     let mut engine = Engine::new();
     engine
         .set_max_operations(limits.max_operations)
@@ -91,12 +99,17 @@ pub fn build(limits: &Limits) -> (Engine, Arc<Deadline>) {
         .set_max_modules(64)
         .set_module_resolver(RuleModules::default());
     engine.disable_symbol("eval");
-    let deadline = Arc::new(Deadline::new(limits.time_budget));
-    let watched = deadline.clone();
+    let in_flight = Arc::new(InFlight::new(limits.time_budget));
+    let watched = in_flight.clone();
     engine.on_progress(move |operations| {
         // Reading the clock every operation would dominate simple rules.
         (operations % 256 == 0 && watched.passed()).then(|| Dynamic::from(OUT_OF_TIME))
     });
+    // print and debug go to the log, tagged with the rule, never to stdout.
+    let printing = in_flight.clone();
+    engine.on_print(move |text| tracing::info!(rule = %printing.rule(), "{text}"));
+    let debugging = in_flight.clone();
+    engine.on_debug(move |text, _, _| tracing::debug!(rule = %debugging.rule(), "{text}"));
     api::register(&mut engine);
-    (engine, deadline)
+    (engine, in_flight)
 }

@@ -7,6 +7,6 @@ pub mod error;
 pub mod host;
 pub mod resolver;
 
-pub use engine::{Deadline, Limits};
+pub use engine::{InFlight, Limits};
 pub use error::ScriptError;
 pub use host::{Frame, Host, WriteMode};
