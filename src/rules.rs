@@ -175,6 +175,18 @@ impl RuleSet {
             .collect();
         let mut rules = Vec::new();
         for (index, file) in compiled.into_iter().filter(|c| c.is_rule).enumerate() {
+            // Summaries, metrics and action keys go by name: two rules cannot share one.
+            if let Some(other) = rules.iter().find(|r: &&Rule| r.name == file.name) {
+                errors.push(ScriptError::without_position(
+                    &file.path,
+                    format!(
+                        "the rule name '{}' is taken by {}; set a different const NAME",
+                        file.name,
+                        other.path.display()
+                    ),
+                ));
+                continue;
+            }
             in_flight.start(&file.name);
             let module = Module::eval_ast_as_new(Scope::new(), &file.ast, &engine);
             in_flight.finish();

@@ -561,3 +561,38 @@ async fn print_and_log_go_to_the_log_tagged_with_the_rule_not_to_stdout() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_rules_cannot_share_a_name() {
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.rhai",
+        "const NAME = \"same\";\nfn on_event(event) { }",
+    );
+    let b = write(
+        dir.path(),
+        "b.rhai",
+        "const NAME = \"same\";\nfn on_event(event) { }",
+    );
+    let events = write(dir.path(), "events.jsonl", "{}\n");
+    let out = run_binary(
+        &emu,
+        dir.path(),
+        &[
+            "run",
+            &dir.path().display().to_string(),
+            "--events",
+            &events,
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains(&format!("{b}: the rule name 'same' is taken by")),
+        "{}",
+        out.stderr
+    );
+}

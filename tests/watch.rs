@@ -695,11 +695,45 @@ async fn max_actions_per_minute_holds_the_rest_back() {
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
     write(&rules, "add.rhai", ADD_BY_ID);
-    let daemon = Daemon::start(&emu, &rules, &dir.path().join("state.db"), &["--max-actions-per-minute", "2"]).await;
+    let daemon = Daemon::start(
+        &emu,
+        &rules,
+        &dir.path().join("state.db"),
+        &["--max-actions-per-minute", "2"],
+    )
+    .await;
     let events: Vec<Value> = leads.iter().map(|id| json!({"lead": id})).collect();
     daemon.post_ndjson(&events).await;
-    daemon.wait_for("two sent", || async { daemon.actions("sent").await == 2 }).await;
+    daemon
+        .wait_for("two sent", || async { daemon.actions("sent").await == 2 })
+        .await;
     // The next token comes 30 s after the first two: the other three wait.
     let health = daemon.get("/healthz").await;
-    assert_eq!((health["actions"]["sent"].as_u64(), health["actions"]["pending"].as_u64()), (Some(2), Some(3)), "{health}");
+    assert_eq!(
+        (
+            health["actions"]["sent"].as_u64(),
+            health["actions"]["pending"].as_u64()
+        ),
+        (Some(2), Some(3)),
+        "{health}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_prints_requests_and_sends_no_write() {
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    copy_examples(&rules);
+    let daemon = Daemon::start(&emu, &rules, &dir.path().join("state.db"), &["--dry-run"]).await;
+    emu.clear_requests();
+    daemon.post_ndjson(&example_events()).await;
+    daemon
+        .wait_for("12 actions planned", || async {
+            daemon.actions("dry_run").await == 12
+        })
+        .await;
+    assert!(writes(&emu).is_empty(), "{:#?}", writes(&emu));
+    assert_eq!(daemon.actions("sent").await, 0);
 }

@@ -11,6 +11,7 @@ use super::Shared;
 use crate::store;
 
 const POLL: Duration = Duration::from_millis(250);
+const READ_LIMIT: u64 = 8 * 1024 * 1024;
 
 pub async fn run(shared: Arc<Shared>, path: PathBuf) -> anyhow::Result<()> {
     let mut conn = shared.store.connect()?;
@@ -26,12 +27,16 @@ pub async fn run(shared: Arc<Shared>, path: PathBuf) -> anyhow::Result<()> {
             }
             if len > offset {
                 file.seek(SeekFrom::Start(offset))?;
-                let mut text = String::new();
-                file.take(len - offset).read_to_string(&mut text)?;
-                // Only whole lines: a line still being written waits for its newline.
-                let complete = text.rfind('\n').map_or(0, |i| i + 1);
+                let mut bytes = Vec::new();
+                // A bounded read per poll, so a large backlog is taken in pieces.
+                file.take((len - offset).min(READ_LIMIT))
+                    .read_to_end(&mut bytes)?;
+                // Only whole lines: a line still being written waits for its newline
+                // (and a read that stops inside a character never splits it).
+                let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                let text = String::from_utf8_lossy(&bytes[..complete]);
                 let mut events = Vec::new();
-                for (n, line) in text[..complete].lines().enumerate() {
+                for (n, line) in text.lines().enumerate() {
                     if line.trim().is_empty() {
                         continue;
                     }
@@ -41,6 +46,10 @@ pub async fn run(shared: Arc<Shared>, path: PathBuf) -> anyhow::Result<()> {
                             tracing::warn!(file = %key, "skipped a line that is not a JSON object (line {} of this read)", n + 1)
                         }
                     }
+                }
+                if complete == 0 && bytes.len() as u64 == READ_LIMIT {
+                    tracing::warn!(file = %key, "a line longer than {READ_LIMIT} bytes; skipped");
+                    store::insert_tailed(&mut conn, &key, &[], offset + READ_LIMIT)?;
                 }
                 if complete > 0 {
                     store::insert_tailed(&mut conn, &key, &events, offset + complete as u64)?;

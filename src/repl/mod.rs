@@ -273,7 +273,11 @@ impl Session {
                     .replace(": Dynamic", "")
                     .replace("ImmutableString", "string");
                 // Native functions' return types are Rust types; the about line says what comes back.
-                let signature = signature.split(" -> ").next().unwrap_or_default().to_string();
+                let signature = signature
+                    .split(" -> ")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
                 Some(ApiFunction {
                     name: f["name"].as_str()?.to_string(),
                     group,
