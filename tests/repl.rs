@@ -150,7 +150,7 @@ async fn event_runs_the_loaded_rule_and_shows_its_planned_actions() {
     let rule =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/trial_engaged.rhai");
     let script = format!(
-        ":load {}\n:event {{\"type\": \"feature_used\", \"plan\": \"trial\", \"email\": \"ada@example.com\"}}\n:event {{\"type\": \"page_view\"}}\n:vars\n:help add_to_campaign\n",
+        ":load {}\n:event {{\"type\": \"feature_used\", \"plan\": \"trial\", \"email\": \"ada@example.com\"}}\n:event {{\"type\": \"page_view\"}}\n:vars\n:help add_to_campaign\n:login client_credentials\nidentity().username\n",
         rule.display()
     );
     emu.clear_requests();

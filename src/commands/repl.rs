@@ -39,6 +39,10 @@ pub fn run(
 ) -> anyhow::Result<u8> {
     let Connection { client, emulator } =
         runtime.block_on(Connection::open(connection, args.emulator))?;
+    let settings = match &emulator {
+        Some(emulator) => emulator.settings(),
+        None => connection.settings()?,
+    };
     let where_to = match &emulator {
         Some(emulator) => format!(
             "the emulator at {} as {}",
@@ -46,7 +50,6 @@ pub fn run(
             emulator.config().username
         ),
         None => {
-            let settings = connection.settings()?;
             let place = settings
                 .instance_url
                 .clone()
@@ -62,7 +65,7 @@ pub fn run(
             )
         }
     };
-    let mut session = Session::new(client, runtime.handle().clone());
+    let mut session = Session::new(client, settings, runtime.handle().clone());
     let mut out = std::io::stdout();
 
     if let Some(expression) = &args.eval {

@@ -13,6 +13,7 @@ use serde_json::Value;
 pub use helper::ReplHelper;
 
 use crate::actions::Action;
+use crate::config::Settings;
 use crate::counters::MemoryCounters;
 use crate::salesforce::{ApiRequest, Client};
 use crate::script::host::Connection;
@@ -57,6 +58,7 @@ pub struct Session {
     /// Function definitions so far; statements are cleared after each evaluation.
     functions: AST,
     client: Client,
+    settings: Settings,
     runtime: tokio::runtime::Handle,
     held: Arc<std::sync::Mutex<Vec<ApiRequest>>>,
     dry: bool,
@@ -64,7 +66,9 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(client: Client, runtime: tokio::runtime::Handle) -> Session {
+    /// `settings` are what the connection was made from; `:login FLOW` remakes it with
+    /// another flow.
+    pub fn new(client: Client, settings: Settings, runtime: tokio::runtime::Handle) -> Session {
         let (mut engine, _) = engine::build(&Limits::default());
         // Unlike in rules, print is for the person at the prompt.
         engine.on_print(|text| println!("{text}"));
@@ -73,20 +77,53 @@ impl Session {
             scope: Scope::new(),
             functions: AST::empty(),
             client,
+            settings,
             runtime,
             held: Arc::default(),
             dry: false,
             loaded: None,
         };
-        session.install_frame(WriteMode::Immediate);
-        session.scope.push(
+        session.connect(session.client.clone());
+        session
+    }
+
+    /// Makes `client` the session's connection: for the API calls and as `sf`.
+    fn connect(&mut self, client: Client) {
+        self.client = client;
+        self.install_frame(WriteMode::Immediate);
+        self.scope.set_or_push(
             "sf",
             Connection {
-                client: session.client.clone(),
+                client: self.client.clone(),
                 default: true,
             },
         );
-        session
+    }
+
+    /// `:login` logs in again; `:login FLOW` switches to another flow first.
+    fn login(&mut self, flow: &str) -> String {
+        if !flow.is_empty() {
+            let mut settings = self.settings.clone();
+            settings.auth_flow = Some(flow.to_string());
+            match Client::from_settings(&settings) {
+                Ok(client) => {
+                    self.settings = settings;
+                    self.connect(client);
+                }
+                Err(e) => return format!("error: {e}"),
+            }
+        }
+        let client = self.client.clone();
+        self.runtime.block_on(client.logout());
+        match self.runtime.block_on(client.identity()) {
+            Ok(identity) => format!(
+                "logged in as {} at {} ({} flow)",
+                identity.username,
+                identity.instance_url,
+                client.flow().name()
+            ),
+            Err(e) => format!("error: {e}"),
+        }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -205,17 +242,7 @@ impl Session {
             "vars" => self.vars(),
             "load" => self.load(argument),
             "event" => self.event(argument),
-            "login" => {
-                let client = self.client.clone();
-                self.runtime.block_on(client.logout());
-                match self.runtime.block_on(client.identity()) {
-                    Ok(identity) => format!(
-                        "logged in as {} at {}",
-                        identity.username, identity.instance_url
-                    ),
-                    Err(e) => format!("error: {e}"),
-                }
-            }
+            "login" => self.login(argument),
             "limits" => match self.runtime.block_on(self.client.limits()) {
                 Ok(limits) => truncate(&serde_json::to_string_pretty(&limits).unwrap_or_default()),
                 Err(e) => format!("error: {e}"),
