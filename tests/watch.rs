@@ -145,6 +145,14 @@ impl Daemon {
     }
 }
 
+/// A temporary folder with an empty `rules/` inside: the daemon's DIR; its store goes beside it.
+fn workdir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    (dir, rules)
+}
+
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
@@ -181,9 +189,7 @@ const ADD_BY_ID: &str = r#"fn on_event(event) { add_to_campaign(find_campaign("S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posted_events_are_delivered_in_batches() {
     let emu = emulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
+    let (dir, rules) = workdir();
     copy_examples(&rules);
     let daemon = Daemon::start(&emu, &rules, &dir.path().join("state.db"), &[]).await;
     daemon.post_ndjson(&example_events()).await;
@@ -247,9 +253,7 @@ async fn posted_events_are_delivered_in_batches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edited_rules_take_effect_broken_ones_keep_running_deleted_ones_stop() {
     let emu = emulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
+    let (dir, rules) = workdir();
     let rule = |version: &str| {
         format!(
             r#"fn on_event(event) {{ update_campaign(find_campaign("Trial Nurture"), #{{ Description: `{version} ${{event.n}}` }}); }}"#
@@ -345,9 +349,7 @@ async fn edited_rules_take_effect_broken_ones_keep_running_deleted_ones_stop() {
 async fn every_action_arrives_once_through_503s_an_expired_session_and_locked_rows() {
     let emu = emulator().await;
     let leads = bulk_leads(&emu, 120).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
+    let (dir, rules) = workdir();
     write(&rules, "add.rhai", ADD_BY_ID);
     let daemon = Daemon::start(&emu, &rules, &dir.path().join("state.db"), &[]).await;
     emu.clear_requests();
@@ -410,9 +412,7 @@ async fn killed_mid_delivery_and_restarted_every_action_arrives_and_no_member_tw
     })
     .await;
     let leads = bulk_leads(&emu, 5000).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
+    let (dir, rules) = workdir();
     write(&rules, "add.rhai", ADD_BY_ID);
     let state = dir.path().join("state.db");
     let mut daemon = Daemon::start(&emu, &rules, &state, &[]).await;
@@ -456,9 +456,7 @@ async fn killed_mid_delivery_and_restarted_every_action_arrives_and_no_member_tw
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_json_big_bodies_and_missing_tokens_are_refused_and_store_nothing() {
     let emu = emulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
+    let (dir, rules) = workdir();
     write(&rules, "log.rhai", "fn on_event(event) { log(event); }");
     let daemon = Daemon::start(
         &emu,
@@ -523,9 +521,7 @@ async fn bad_json_big_bodies_and_missing_tokens_are_refused_and_store_nothing() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_and_exits_0_and_a_tailed_file_resumes_where_it_stopped() {
     let emu = emulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
+    let (dir, rules) = workdir();
     write(
         &rules,
         "note.rhai",
@@ -578,9 +574,7 @@ impl WriteAllText for std::fs::File {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_lettered_action_shows_its_error_and_can_be_retried() {
     let emu = emulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
+    let (dir, rules) = workdir();
     write(
         &rules,
         "vip.rhai",
@@ -691,9 +685,7 @@ async fn a_dead_lettered_action_shows_its_error_and_can_be_retried() {
 async fn max_actions_per_minute_holds_the_rest_back() {
     let emu = emulator().await;
     let leads = bulk_leads(&emu, 5).await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
+    let (dir, rules) = workdir();
     write(&rules, "add.rhai", ADD_BY_ID);
     let daemon = Daemon::start(
         &emu,
@@ -722,9 +714,7 @@ async fn max_actions_per_minute_holds_the_rest_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_prints_requests_and_sends_no_write() {
     let emu = emulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
+    let (dir, rules) = workdir();
     copy_examples(&rules);
     let daemon = Daemon::start(&emu, &rules, &dir.path().join("state.db"), &["--dry-run"]).await;
     emu.clear_requests();
