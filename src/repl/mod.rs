@@ -60,6 +60,8 @@ pub struct Session {
     client: Client,
     settings: Settings,
     runtime: tokio::runtime::Handle,
+    /// The API's function names, read once from the engine's metadata.
+    api_names: Vec<String>,
     held: Arc<std::sync::Mutex<Vec<ApiRequest>>>,
     dry: bool,
     loaded: Option<PathBuf>,
@@ -79,11 +81,13 @@ impl Session {
             client,
             settings,
             runtime,
+            api_names: Vec::new(),
             held: Arc::default(),
             dry: false,
             loaded: None,
         };
         session.connect(session.client.clone());
+        session.api_names = session.api().into_iter().map(|f| f.name).collect();
         session
     }
 
@@ -152,7 +156,7 @@ impl Session {
 
     /// Names for completion: the API, the session's variables and functions, the commands.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.api().into_iter().map(|f| f.name).collect();
+        let mut names = self.api_names.clone();
         names.extend(self.scope.iter_raw().map(|(name, _, _)| name.to_string()));
         names.extend(self.functions.iter_functions().map(|f| f.name.to_string()));
         names.extend(
