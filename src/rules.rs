@@ -8,11 +8,15 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Module, Scope};
 
 use crate::actions::Action;
 use crate::script::engine::{self, OUT_OF_TIME};
+use crate::script::resolver::module_text;
 use crate::script::{Frame, Host, InFlight, Limits, ScriptError};
 
 pub struct Rule {
     pub name: String,
     pub path: PathBuf,
+    /// The text this rule was compiled from (the daemon may run an older text than the
+    /// file now holds), for the source line of its errors.
+    source: Arc<str>,
     /// `fn __call(event) { rule_N::on_event(event) }`: the rule's own AST is evaluated
     /// once into a module registered as `rule_N`, whose functions keep their imports.
     call: AST,
@@ -84,6 +88,7 @@ pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<Source>, ScriptError> {
 /// A compiled file: a rule when it defines `fn on_event(event)`, else a module.
 struct Compiled {
     path: PathBuf,
+    source: Arc<str>,
     ast: AST,
     is_rule: bool,
     name: String,
@@ -92,7 +97,7 @@ struct Compiled {
 fn compile(engine: &Engine, path: &Path, text: &str) -> Result<Compiled, ScriptError> {
     let mut ast = engine
         .compile(text)
-        .map_err(|e| ScriptError::from_parse(path, &e))?;
+        .map_err(|e| ScriptError::from_parse(path, &e).with_source_text(text))?;
     ast.set_source(path.display().to_string());
     let is_rule = ast
         .iter_functions()
@@ -110,6 +115,7 @@ fn compile(engine: &Engine, path: &Path, text: &str) -> Result<Compiled, ScriptE
         });
     Ok(Compiled {
         path: path.to_path_buf(),
+        source: text.into(),
         ast,
         is_rule,
         name,
@@ -133,8 +139,21 @@ fn describe(err: &EvalAltResult, in_flight: &InFlight, rule: &str) -> Option<Str
     }
 }
 
-fn script_error(path: &Path, err: &EvalAltResult, in_flight: &InFlight, rule: &str) -> ScriptError {
-    let mut error = ScriptError::from_eval(path, err);
+fn script_error(
+    path: &Path,
+    source: &str,
+    err: &EvalAltResult,
+    in_flight: &InFlight,
+    rule: &str,
+) -> ScriptError {
+    let error = ScriptError::from_eval(path, err);
+    // Inside the rule, its compiled text; inside an imported module, that module's.
+    let mut error = if error.file == path {
+        error.with_source_text(source)
+    } else {
+        let text = module_text(&error.file).unwrap_or_default();
+        error.with_source_text(&text)
+    };
     if let Some(message) = describe(err, in_flight, rule) {
         error.message = message;
     }
@@ -193,7 +212,13 @@ impl RuleSet {
             let module = match module {
                 Ok(module) => module,
                 Err(err) => {
-                    errors.push(script_error(&file.path, &err, &in_flight, &file.name));
+                    errors.push(script_error(
+                        &file.path,
+                        &file.source,
+                        &err,
+                        &in_flight,
+                        &file.name,
+                    ));
                     continue;
                 }
             };
@@ -205,6 +230,7 @@ impl RuleSet {
             rules.push(Rule {
                 name: file.name,
                 path: file.path,
+                source: file.source,
                 call,
             });
         }
@@ -264,7 +290,13 @@ impl RuleSet {
                 self.in_flight.finish();
                 let result = match outcome {
                     Ok(_) => Ok(frame.take_actions()),
-                    Err(err) => Err(script_error(&rule.path, &err, &self.in_flight, &rule.name)),
+                    Err(err) => Err(script_error(
+                        &rule.path,
+                        &rule.source,
+                        &err,
+                        &self.in_flight,
+                        &rule.name,
+                    )),
                 };
                 Evaluation { rule, result }
             })

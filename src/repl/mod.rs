@@ -64,7 +64,8 @@ pub struct Session {
     api_names: Vec<String>,
     held: Arc<std::sync::Mutex<Vec<ApiRequest>>>,
     dry: bool,
-    loaded: Option<PathBuf>,
+    /// The `:load`ed rule file and the text it was compiled from.
+    loaded: Option<(PathBuf, String)>,
 }
 
 impl Session {
@@ -393,25 +394,36 @@ impl Session {
         };
         let mut ast = match self.engine.compile(&text) {
             Ok(ast) => ast,
-            Err(e) => return format!("error: {}", ScriptError::from_parse(&path, &e)),
+            Err(e) => {
+                return format!(
+                    "error: {}",
+                    ScriptError::from_parse(&path, &e).with_source_text(&text)
+                );
+            }
         };
         ast.set_source(path.display().to_string());
         let module = match Module::eval_ast_as_new(Scope::new(), &ast, &self.engine) {
             Ok(module) => module,
-            Err(e) => return format!("error: {}", ScriptError::from_eval(&path, &e)),
+            Err(e) => {
+                return format!(
+                    "error: {}",
+                    ScriptError::from_eval(&path, &e).with_source_text(&text)
+                );
+            }
         };
         let names: Vec<String> = ast
             .iter_functions()
             .map(|f| format!("{}({})", f.name, f.params.join(", ")))
             .collect();
         self.engine.register_global_module(module.into());
-        self.loaded = Some(path.clone());
-        format!("loaded {}: {}", path.display(), names.join(", "))
+        let shown = format!("loaded {}: {}", path.display(), names.join(", "));
+        self.loaded = Some((path, text));
+        shown
     }
 
     /// Runs the loaded rule's `on_event` on one event; shows the planned actions, sends nothing.
     fn event(&mut self, argument: &str) -> String {
-        let Some(loaded) = self.loaded.clone() else {
+        let Some((loaded, source)) = self.loaded.clone() else {
             return "error: :load a rule first".into();
         };
         let text = if argument.trim_start().starts_with('{') {
@@ -435,7 +447,11 @@ impl Session {
                 scope.push("__event", event);
                 self.engine
                     .eval_with_scope::<Dynamic>(&mut scope, "on_event(__event)")
-                    .map_err(|e| ScriptError::from_eval(&loaded, &e).to_string())
+                    .map_err(|e| {
+                        ScriptError::from_eval(&loaded, &e)
+                            .with_source_text(&source)
+                            .to_string()
+                    })
             });
         self.install_frame(WriteMode::Immediate);
         let actions: Vec<Action> = frame.take_actions();

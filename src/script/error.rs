@@ -16,25 +16,19 @@ pub struct ScriptError {
 }
 
 impl ScriptError {
+    /// An error at a position; the line for the caret display is attached afterwards
+    /// from the text that was compiled ([`Self::with_source_text`]), not read again.
     pub fn new(file: &Path, position: Position, message: impl Into<String>) -> ScriptError {
-        let (line, column) = (
-            position.line().unwrap_or(0),
-            position.position().unwrap_or(0),
-        );
-        let source_line = (line > 0)
-            .then(|| std::fs::read_to_string(file).ok())
-            .flatten()
-            .and_then(|text| text.lines().nth(line - 1).map(str::to_owned));
         ScriptError {
             file: file.to_path_buf(),
-            line,
-            column,
+            line: position.line().unwrap_or(0),
+            column: position.position().unwrap_or(0),
             message: message.into(),
-            source_line,
+            source_line: None,
         }
     }
 
-    /// The same error, its source line taken from `text` (input that is in no file).
+    /// The same error, its source line taken from `text`: the script as it was compiled.
     pub fn with_source_text(mut self, text: &str) -> ScriptError {
         self.source_line = (self.line > 0)
             .then(|| text.lines().nth(self.line - 1).map(str::to_owned))

@@ -14,6 +14,20 @@ pub const STDLIB: &[(&str, &str)] = &[
     ("campaign", include_str!("../../stdlib/campaign.rhai")),
 ];
 
+/// The text of a module an error points into: an embedded stdlib module by its
+/// `stdlib/NAME.rhai` key, else the file on disk.
+pub fn module_text(file: &Path) -> Option<String> {
+    let key = file.to_string_lossy();
+    let embedded = key
+        .strip_prefix("stdlib/")
+        .and_then(|name| name.strip_suffix(".rhai"))
+        .and_then(|name| STDLIB.iter().find(|(n, _)| *n == name));
+    match embedded {
+        Some((_, text)) => Some(text.to_string()),
+        None => std::fs::read_to_string(file).ok(),
+    }
+}
+
 #[derive(Default)]
 pub struct RuleModules {
     cache: Mutex<HashMap<String, Shared<Module>>>,
