@@ -116,14 +116,6 @@ pub async fn deliver(client: &Client, actions: &[Action]) -> Vec<Outcome> {
         .collect()
 }
 
-/// Applies a whole-call result to every action of a call.
-fn spread(count: usize, result: Result<Vec<Outcome>, Error>) -> Vec<Outcome> {
-    match result {
-        Ok(outcomes) => outcomes,
-        Err(err) => vec![Err(call_failed(&err)); count],
-    }
-}
-
 async fn creates(client: &Client, sobject: &str, ops: &[&Operation]) -> Vec<Outcome> {
     let writes: Vec<RecordWrite> = ops
         .iter()
@@ -136,99 +128,89 @@ async fn creates(client: &Client, sobject: &str, ops: &[&Operation]) -> Vec<Outc
             _ => unreachable!("grouped as a create"),
         })
         .collect();
-    spread(
-        ops.len(),
-        client
-            .create_many(&writes)
-            .await
-            .map(|r| r.iter().map(from_record).collect()),
-    )
+    let slots: Vec<usize> = (0..writes.len()).collect();
+    by_slot(client.create_many(&writes).await, &slots)
 }
 
-/// Several updates of one record in a batch become one, later fields winning: Salesforce
-/// refuses duplicate ids in one call, and only the last value would stay anyway.
-async fn updates(client: &Client, sobject: &str, ops: &[&Operation]) -> Vec<Outcome> {
-    let mut merged: Vec<RecordWrite> = Vec::new();
-    let mut slot_of: HashMap<String, usize> = HashMap::new();
-    let mut slots = Vec::with_capacity(ops.len());
-    for op in ops {
-        let Operation::Update { id, fields, .. } = op else {
-            unreachable!("grouped as an update")
-        };
-        let slot = *slot_of.entry(id.clone()).or_insert_with(|| {
-            merged.push(RecordWrite {
-                sobject: sobject.into(),
-                id: Some(id.clone()),
-                fields: Fields::new(),
+/// Actions that name the same record (by id, or by external id value) become one
+/// write, their fields merged in order, later ones winning: Salesforce refuses a record
+/// twice in one call, and only the last value would stay anyway. Returns the writes and,
+/// for each action, the write it went into.
+fn coalesce<'a>(
+    keyed: impl Iterator<Item = (&'a str, &'a Fields)>,
+    new_write: impl Fn(&str) -> RecordWrite,
+) -> (Vec<RecordWrite>, Vec<usize>) {
+    let mut writes: Vec<RecordWrite> = Vec::new();
+    let mut slot_of: HashMap<&str, usize> = HashMap::new();
+    let slots = keyed
+        .map(|(key, fields)| {
+            let slot = *slot_of.entry(key).or_insert_with(|| {
+                writes.push(new_write(key));
+                writes.len() - 1
             });
-            merged.len() - 1
-        });
-        merged[slot].fields.extend(fields.clone());
-        slots.push(slot);
-    }
-    match client.update_many(&merged).await {
+            writes[slot].fields.extend(fields.clone());
+            slot
+        })
+        .collect();
+    (writes, slots)
+}
+
+/// Each action's outcome: the result of the write it went into.
+fn by_slot(results: Result<Vec<RecordResult>, Error>, slots: &[usize]) -> Vec<Outcome> {
+    match results {
         Ok(results) => slots
-            .into_iter()
-            .map(|slot| from_record(&results[slot]))
+            .iter()
+            .map(|&slot| from_record(&results[slot]))
             .collect(),
-        Err(err) => vec![Err(call_failed(&err)); ops.len()],
+        Err(err) => vec![Err(call_failed(&err)); slots.len()],
     }
+}
+
+async fn updates(client: &Client, sobject: &str, ops: &[&Operation]) -> Vec<Outcome> {
+    let keyed = ops.iter().map(|op| match op {
+        Operation::Update { id, fields, .. } => (id.as_str(), fields),
+        _ => unreachable!("grouped as an update"),
+    });
+    let (writes, slots) = coalesce(keyed, |id| RecordWrite {
+        sobject: sobject.into(),
+        id: Some(id.into()),
+        fields: Fields::new(),
+    });
+    by_slot(client.update_many(&writes).await, &slots)
 }
 
 async fn upserts(client: &Client, sobject: &str, field: &str, ops: &[&Operation]) -> Vec<Outcome> {
-    let mut merged: Vec<RecordWrite> = Vec::new();
-    let mut slot_of: HashMap<String, usize> = HashMap::new();
-    let mut slots = Vec::with_capacity(ops.len());
-    for op in ops {
-        let Operation::Upsert {
+    let keyed = ops.iter().map(|op| match op {
+        Operation::Upsert {
             ext_value, fields, ..
-        } = op
-        else {
-            unreachable!("grouped as an upsert")
-        };
-        let slot = *slot_of.entry(ext_value.clone()).or_insert_with(|| {
-            let mut key = Fields::new();
-            key.insert(field.into(), Value::String(ext_value.clone()));
-            merged.push(RecordWrite {
-                sobject: sobject.into(),
-                id: None,
-                fields: key,
-            });
-            merged.len() - 1
-        });
-        merged[slot].fields.extend(fields.clone());
-        slots.push(slot);
-    }
-    match client.upsert_many(sobject, field, &merged).await {
-        Ok(results) => slots
-            .into_iter()
-            .map(|slot| from_record(&results[slot]))
-            .collect(),
-        Err(err) => vec![Err(call_failed(&err)); ops.len()],
-    }
+        } => (ext_value.as_str(), fields),
+        _ => unreachable!("grouped as an upsert"),
+    });
+    let (writes, slots) = coalesce(keyed, |value| {
+        let mut key = Fields::new();
+        key.insert(field.into(), Value::String(value.into()));
+        RecordWrite {
+            sobject: sobject.into(),
+            id: None,
+            fields: key,
+        }
+    });
+    by_slot(client.upsert_many(sobject, field, &writes).await, &slots)
 }
 
 async fn deletes(client: &Client, ops: &[&Operation]) -> Vec<Outcome> {
-    let ids: Vec<String> = ops
-        .iter()
-        .map(|op| match op {
-            Operation::Delete { id, .. } => id.clone(),
-            _ => unreachable!("grouped as a delete"),
-        })
-        .collect();
-    let mut unique: Vec<String> = Vec::new();
-    for id in &ids {
-        if !unique.contains(id) {
-            unique.push(id.clone());
-        }
-    }
-    match client.delete_many(&unique).await {
-        Ok(results) => ids
-            .iter()
-            .map(|id| from_record(&results[unique.iter().position(|u| u == id).expect("kept")]))
-            .collect(),
-        Err(err) => vec![Err(call_failed(&err)); ops.len()],
-    }
+    let no_fields = Fields::new();
+    let keyed = ops.iter().map(|op| match op {
+        Operation::Delete { id, .. } => (id.as_str(), &no_fields),
+        _ => unreachable!("grouped as a delete"),
+    });
+    let (writes, slots) = coalesce(keyed, |id| RecordWrite {
+        sobject: String::new(),
+        id: Some(id.into()),
+        fields: Fields::new(),
+    });
+    let ids: Vec<String> = writes.into_iter().filter_map(|w| w.id).collect();
+    by_slot(client.delete_many(&ids).await, &slots)
 }
 
 /// Member adds; emails are resolved to Leads or Contacts with one `IN` query per 200.

@@ -149,11 +149,19 @@ async fn query(
     };
     let number = version.trim_start_matches('v').to_string();
     let (total, records) = parsed.run(&shared.db(), &number);
-    page(&shared, &version, total, records)
+    page(&shared, &version, None, 0, total, records)
 }
 
-/// The first page of `records`; the rest wait under a query locator.
-fn page(shared: &Shared, version: &str, total: usize, mut records: Vec<Value>) -> Response {
+/// One page of `records`, which start `served` records into the result. What does not
+/// fit waits under the query locator (a new one for a first page).
+fn page(
+    shared: &Shared,
+    version: &str,
+    locator: Option<&str>,
+    served: usize,
+    total: usize,
+    mut records: Vec<Value>,
+) -> Response {
     let size = shared.config.page_size.max(1);
     if records.len() <= size {
         return json_response(
@@ -162,8 +170,13 @@ fn page(shared: &Shared, version: &str, total: usize, mut records: Vec<Value>) -
         );
     }
     let rest = records.split_off(size);
-    let cursor = shared.next_cursor.fetch_add(1, Ordering::SeqCst);
-    let locator = format!("01gRF{cursor:010}");
+    let locator = match locator {
+        Some(locator) => locator.to_string(),
+        None => format!(
+            "01gRF{:010}",
+            shared.next_cursor.fetch_add(1, Ordering::SeqCst)
+        ),
+    };
     lock(&shared.cursors).insert(
         locator.clone(),
         Cursor {
@@ -171,12 +184,13 @@ fn page(shared: &Shared, version: &str, total: usize, mut records: Vec<Value>) -
             total,
         },
     );
+    let next = served + size;
     json_response(
         200,
         json!({
             "totalSize": total,
             "done": false,
-            "nextRecordsUrl": format!("/services/data/{version}/query/{locator}-{size}"),
+            "nextRecordsUrl": format!("/services/data/{version}/query/{locator}-{next}"),
             "records": records,
         }),
     )
@@ -186,7 +200,7 @@ async fn query_more(
     State(shared): State<Arc<Shared>>,
     Path((version, locator)): Path<(String, String)>,
 ) -> Response {
-    let (id, offset) = locator.rsplit_once('-').unwrap_or((&locator, "0"));
+    let (id, served) = locator.rsplit_once('-').unwrap_or((&locator, "0"));
     let cursor = lock(&shared.cursors).remove(id);
     let Some(Cursor { records, total }) = cursor else {
         return failure_response(Failure::new(
@@ -195,31 +209,13 @@ async fn query_more(
             "invalid query locator",
         ));
     };
-    let size = shared.config.page_size.max(1);
-    let offset: usize = offset.parse().unwrap_or(0) + size;
-    if records.len() <= size {
-        return json_response(
-            200,
-            json!({"totalSize": total, "done": true, "records": records}),
-        );
-    }
-    let mut records = records;
-    let rest = records.split_off(size);
-    lock(&shared.cursors).insert(
-        id.to_string(),
-        Cursor {
-            records: rest,
-            total,
-        },
-    );
-    json_response(
-        200,
-        json!({
-            "totalSize": total,
-            "done": false,
-            "nextRecordsUrl": format!("/services/data/{version}/query/{id}-{offset}"),
-            "records": records,
-        }),
+    page(
+        &shared,
+        &version,
+        Some(id),
+        served.parse().unwrap_or(0),
+        total,
+        records,
     )
 }
 

@@ -36,7 +36,7 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Exponential backoff with jitter: half the step fixed, half random, so that many
     /// clients failing together do not retry together. `Retry-After` is a floor.
-    fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let step = self
             .base_delay
             .saturating_mul(1 << (attempt - 1).min(16))

@@ -241,7 +241,7 @@ impl Client {
         let mut results = Vec::with_capacity(items.len());
         for chunk in items.chunks(COLLECTION_LIMIT) {
             let mut chunk_results = self.collection_call(&build(chunk), chunk.len()).await?;
-            let policy = self.retry_policy().clone();
+            let policy = self.retry_policy();
             for attempt in 1..policy.max_attempts {
                 let retry: Vec<usize> = (0..chunk.len())
                     .filter(|&i| matches!(&chunk_results[i], Err(errors) if errors.iter().all(ApiError::is_retryable)))
@@ -249,10 +249,7 @@ impl Client {
                 if retry.is_empty() {
                     break;
                 }
-                let delay = policy
-                    .base_delay
-                    .saturating_mul(1 << (attempt - 1).min(16))
-                    .min(policy.max_delay);
+                let delay = policy.delay(attempt, None);
                 tracing::warn!(
                     records = retry.len(),
                     attempt,
