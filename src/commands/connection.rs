@@ -63,6 +63,8 @@ impl ConnectionArgs {
 /// alive as long as the connection).
 pub struct Connection {
     pub client: Client,
+    /// The settings the client was made from.
+    pub settings: Settings,
     pub emulator: Option<Emulator>,
 }
 
@@ -82,12 +84,15 @@ impl Connection {
             tracing::info!(url = emulator.base_url(), "started the in-process emulator");
             return Ok(Connection {
                 client,
+                settings,
                 emulator: Some(emulator),
             });
         }
-        let client = Client::from_settings(&args.settings()?)?;
+        let settings = args.settings()?;
+        let client = Client::from_settings(&settings)?;
         Ok(Connection {
             client,
+            settings,
             emulator: None,
         })
     }

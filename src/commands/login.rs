@@ -24,6 +24,7 @@ pub async fn run(
     let Connection {
         client,
         emulator: _emulator,
+        ..
     } = Connection::open(connection, args.emulator).await?;
     let identity = client.identity().await?;
     let limits = client.limits().await?;

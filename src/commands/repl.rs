@@ -37,12 +37,11 @@ pub fn run(
     connection: &ConnectionArgs,
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<u8> {
-    let Connection { client, emulator } =
-        runtime.block_on(Connection::open(connection, args.emulator))?;
-    let settings = match &emulator {
-        Some(emulator) => emulator.settings(),
-        None => connection.settings()?,
-    };
+    let Connection {
+        client,
+        settings,
+        emulator,
+    } = runtime.block_on(Connection::open(connection, args.emulator))?;
     let where_to = match &emulator {
         Some(emulator) => format!(
             "the emulator at {} as {}",

@@ -219,6 +219,7 @@ pub async fn run(
     let Connection {
         client,
         emulator: _emulator,
+        ..
     } = Connection::open(connection, args.emulator).await?;
     let held = Arc::new(Mutex::new(Vec::<ApiRequest>::new()));
     let client = if args.dry_run {

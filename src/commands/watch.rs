@@ -59,7 +59,9 @@ pub async fn run(
             args.usage_threshold
         );
     }
-    let Connection { client, emulator } = Connection::open(connection, args.emulator).await?;
+    let Connection {
+        client, emulator, ..
+    } = Connection::open(connection, args.emulator).await?;
     if let Some(emulator) = &emulator {
         writeln!(out, "emulator at {}", emulator.base_url())?;
     }

@@ -160,12 +160,10 @@ async fn ingest(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         }
     };
     let count = events.len();
-    let store = shared.store.clone();
+    let writer = shared.clone();
     // Acknowledged only once committed: the insert runs to the end before the answer.
-    let stored = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let mut conn = store.connect()?;
-        store::insert_events(&mut conn, &events)?;
-        Ok(())
+    let stored = tokio::task::spawn_blocking(move || {
+        writer.with_http_db(|conn| store::insert_events(conn, &events))
     })
     .await;
     match stored {
@@ -223,10 +221,7 @@ async fn actions(
         .and_then(|l| l.parse().ok())
         .unwrap_or(100)
         .min(10_000);
-    let rows = shared
-        .store
-        .connect()
-        .and_then(|conn| Ok(store::list_actions(&conn, status.as_deref(), limit)?));
+    let rows = shared.with_http_db(|conn| store::list_actions(conn, status.as_deref(), limit));
     match rows {
         Ok(rows) => axum::Json(rows).into_response(),
         Err(e) => error(
@@ -246,11 +241,7 @@ async fn retry(
     if let Err(refused) = authorized(&shared, &headers) {
         return refused.into_response();
     }
-    match shared
-        .store
-        .connect()
-        .and_then(|conn| Ok(store::retry_action(&conn, id)?))
-    {
+    match shared.with_http_db(|conn| store::retry_action(conn, id)) {
         Ok(true) => {
             shared.actions_ready.notify_one();
             (
@@ -275,10 +266,7 @@ async fn retry(
 }
 
 async fn health(State(shared): State<Arc<Shared>>) -> Response {
-    let store = shared
-        .store
-        .connect()
-        .and_then(|conn| Ok(store::counts(&conn)?));
+    let store = shared.with_http_db(|conn| store::counts(conn));
     let salesforce = shared.metrics.salesforce();
     match store {
         Ok((actions, backlog)) => {
@@ -298,10 +286,7 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let counts = shared
-        .store
-        .connect()
-        .and_then(|conn| Ok(store::counts(&conn)?));
+    let counts = shared.with_http_db(|conn| store::counts(conn));
     match counts {
         Ok((by_status, backlog)) => (
             [("content-type", "text/plain; version=0.0.4")],

@@ -51,9 +51,21 @@ pub struct Shared {
     events_ready: Arc<Notify>,
     actions_ready: Notify,
     stop: watch::Sender<bool>,
+    /// The HTTP handlers' connection, opened once rather than per request.
+    http_db: Mutex<rusqlite::Connection>,
 }
 
 impl Shared {
+    /// Runs `work` on the HTTP handlers' connection. Blocking: ingest calls it from
+    /// `spawn_blocking`; the short reads of the other handlers call it directly.
+    fn with_http_db<T>(
+        &self,
+        work: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> anyhow::Result<T> {
+        let mut conn = self.http_db.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(work(&mut conn)?)
+    }
+
     fn stopping(&self) -> bool {
         *self.stop.borrow()
     }
@@ -83,6 +95,7 @@ pub async fn run(
         tracing::warn!(listen = %config.listen, "listening beyond loopback without --token: anyone who can reach it can post events");
     }
     let store = Store::open(&config.state)?;
+    let http_db = store.connect()?;
     let live = rules::LiveRules::load(&config.dir, config.limits.clone());
     let _watcher = live.watch()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -105,6 +118,7 @@ pub async fn run(
         events_ready: Arc::new(Notify::new()),
         actions_ready: Notify::new(),
         stop,
+        http_db: Mutex::new(http_db),
     });
 
     let runtime = tokio::runtime::Handle::current();
