@@ -31,6 +31,15 @@ async fn run_binary(emu: &rulesforce::emulator::Emulator, dir: &Path, args: &[&s
     }
 }
 
+/// `rulesforce run scripts/ --events scripts/activity.jsonl EXTRA...`, from a fresh folder.
+async fn run_examples(emu: &rulesforce::emulator::Emulator, extra: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let (scripts, events) = (repo("scripts"), repo("scripts/activity.jsonl"));
+    let mut args = vec!["run", scripts.as_str(), "--events", events.as_str()];
+    args.extend_from_slice(extra);
+    run_binary(emu, dir.path(), &args).await
+}
+
 fn repo(path: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join(path)
@@ -53,18 +62,7 @@ fn writes(log: &[LoggedRequest]) -> Vec<&LoggedRequest> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_rules_send_these_requests() {
     let emu = emulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = run_binary(
-        &emu,
-        dir.path(),
-        &[
-            "run",
-            &repo("scripts"),
-            "--events",
-            &repo("scripts/activity.jsonl"),
-        ],
-    )
-    .await;
+    let out = run_examples(&emu, &[]).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("10 events, 0 skipped"),
@@ -130,16 +128,9 @@ async fn the_example_rules_send_these_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_meets_duplicate_value_and_sets_the_status() {
     let emu = emulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let args = [
-        "run",
-        &repo("scripts"),
-        "--events",
-        &repo("scripts/activity.jsonl"),
-    ];
-    assert_eq!(run_binary(&emu, dir.path(), &args).await.code, 0);
+    assert_eq!(run_examples(&emu, &[]).await.code, 0);
     emu.clear_requests();
-    let out = run_binary(&emu, dir.path(), &args).await;
+    let out = run_examples(&emu, &[]).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let log = emu.requests();
     let creates = requests_to(&log, "POST", &format!("{DATA}/composite/sobjects"));
@@ -247,18 +238,7 @@ async fn a_503_is_retried_and_a_401_mid_run_logs_in_once_more() {
         expire_after: Some(6),
         ..FaultUpdate::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let out = run_binary(
-        &emu,
-        dir.path(),
-        &[
-            "run",
-            &repo("scripts"),
-            "--events",
-            &repo("scripts/activity.jsonl"),
-        ],
-    )
-    .await;
+    let out = run_examples(&emu, &[]).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let log = emu.requests();
     assert_eq!(log.iter().filter(|r| r.status == 503).count(), 2);
@@ -282,19 +262,7 @@ async fn a_503_is_retried_and_a_401_mid_run_logs_in_once_more() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_prints_the_requests_and_sends_no_write() {
     let emu = emulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = run_binary(
-        &emu,
-        dir.path(),
-        &[
-            "run",
-            &repo("scripts"),
-            "--events",
-            &repo("scripts/activity.jsonl"),
-            "--dry-run",
-        ],
-    )
-    .await;
+    let out = run_examples(&emu, &["--dry-run"]).await;
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout
