@@ -43,6 +43,17 @@ async fn client_credentials_flow() {
     assert_eq!(emu.requests()[0].body["grant_type"], "client_credentials");
 }
 
+/// The JWT flow for the demo user, signed with the test key.
+fn jwt_settings(emu: &rulesforce::emulator::Emulator) -> Settings {
+    Settings {
+        login_url: Some(emu.base_url().into()),
+        client_id: Some("rulesforce-demo".into()),
+        username: Some("demo@example.com".into()),
+        private_key_file: Some(fixture("jwt-test-key.pem")),
+        ..Settings::default()
+    }
+}
+
 #[tokio::test]
 async fn jwt_bearer_flow_signs_an_assertion_the_emulator_verifies() {
     let public_key = std::fs::read_to_string(fixture("jwt-test-key.pub.pem")).unwrap();
@@ -51,13 +62,7 @@ async fn jwt_bearer_flow_signs_an_assertion_the_emulator_verifies() {
         ..EmulatorConfig::default()
     })
     .await;
-    let settings = Settings {
-        login_url: Some(emu.base_url().into()),
-        client_id: Some("rulesforce-demo".into()),
-        username: Some("demo@example.com".into()),
-        private_key_file: Some(fixture("jwt-test-key.pem")),
-        ..Settings::default()
-    };
+    let settings = jwt_settings(&emu);
     let client = client_for(&settings);
     assert_eq!(
         client.flow(),
@@ -90,13 +95,7 @@ async fn jwt_signed_by_another_key_is_refused() {
         ..EmulatorConfig::default()
     })
     .await;
-    let settings = Settings {
-        login_url: Some(emu.base_url().into()),
-        client_id: Some("rulesforce-demo".into()),
-        username: Some("demo@example.com".into()),
-        private_key_file: Some(fixture("jwt-test-key.pem")),
-        ..Settings::default()
-    };
+    let settings = jwt_settings(&emu);
     let err = client_for(&settings).identity().await.unwrap_err();
     assert_eq!(
         err.to_string(),
