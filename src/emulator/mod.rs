@@ -139,7 +139,6 @@ impl Shared {
 /// A running emulator. Dropping it stops the server.
 pub struct Emulator {
     shared: Arc<Shared>,
-    addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -205,7 +204,6 @@ impl Emulator {
         });
         Ok(Emulator {
             shared,
-            addr,
             shutdown: Some(tx),
         })
     }
@@ -213,10 +211,6 @@ impl Emulator {
     /// `http://127.0.0.1:PORT`: the login URL and the instance URL.
     pub fn base_url(&self) -> &str {
         &self.shared.base_url
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
     }
 
     pub fn config(&self) -> &EmulatorConfig {
@@ -252,10 +246,8 @@ impl Emulator {
     }
 
     /// Stops serving; in-flight requests finish first.
-    pub fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+    pub fn stop(self) {
+        drop(self);
     }
 }
 
