@@ -105,6 +105,17 @@ impl Daemon {
             .unwrap()
     }
 
+    async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     async fn actions(&self, status: &str) -> u64 {
         self.get("/healthz").await["actions"][status]
             .as_u64()
@@ -225,15 +236,7 @@ async fn posted_events_are_delivered_in_batches() {
         "Collections calls only"
     );
 
-    let metrics = daemon
-        .http
-        .get(format!("{}/metrics", daemon.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = daemon.metrics().await;
     assert!(
         metrics.contains("rulesforce_events_accepted_total 10"),
         "{metrics}"
@@ -493,15 +496,7 @@ async fn bad_json_big_bodies_and_missing_tokens_are_refused_and_store_nothing() 
         .await;
     assert_eq!(status, 401);
 
-    let metrics = daemon
-        .http
-        .get(format!("{}/metrics", daemon.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = daemon.metrics().await;
     assert!(
         metrics.contains("rulesforce_events_accepted_total 0"),
         "{metrics}"
